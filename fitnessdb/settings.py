@@ -1,0 +1,162 @@
+"""Settings for fitnessdb: the only module that reads the environment (through django-environ)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+env_file = BASE_DIR / ".env"
+if env_file.is_file():
+    env.read_env(str(env_file), overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+_DEV_SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"  # noqa: S105
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: set SECRET_KEY in the environment or .env "
+            "(or DEBUG=1 for a development key)."
+        )
+    SECRET_KEY = _DEV_SECRET_KEY
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    # safemigrate first: its `migrate` overrides Django's (and any later app's).
+    "safemigrate",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "fitnessdb.tracker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "fitnessdb.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "fitnessdb.wsgi.application"
+
+
+def _database_from_url(url: str) -> dict:
+    """Parse DATABASE_URL, turning a malformed one into one clear configuration error."""
+    try:
+        config = env.db_url_config(url)
+    except Exception as exc:  # django-environ raises several types for bad URLs
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is not a valid database URL ({exc}); "
+            "expected e.g. sqlite:///db.sqlite3 or postgres://user@host:5432/name"
+        ) from exc
+    engine = config.get("ENGINE", "")
+    if not engine:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL scheme is not supported: {url.split(':', 1)[0]!r}; "
+            "use sqlite://, postgres:// or mysql://"
+        )
+    if engine == "django.db.backends.sqlite3":
+        # A web process and a django-q2 worker share the file: WAL lets readers run beside a writer,
+        # IMMEDIATE takes the write lock up front (no upgrade deadlocks), and the timeout waits for it.
+        config.setdefault("OPTIONS", {})
+        config["OPTIONS"].setdefault("timeout", 20)
+        config["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+        config["OPTIONS"].setdefault(
+            "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+        )
+    return config
+
+
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+
+LOGIN_URL = "admin:login"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "safemigrate": {"handlers": ["console"], "level": env.str("SAFEMIGRATE_LOG_LEVEL", "WARNING")},
+    },
+}
+
+# --- safemigrate (see README "Settings"; safemigrate/conf.py documents defaults) ---------------
+SAFEMIGRATE_BACKUP_DIR = env.str("SAFEMIGRATE_BACKUP_DIR", default="") or None
+SAFEMIGRATE_KEEP = env.int("SAFEMIGRATE_KEEP", default=10)
+SAFEMIGRATE_COMPRESS = env.str("SAFEMIGRATE_COMPRESS", default="zstd")
+SAFEMIGRATE_ENCRYPTION_KEY = env.str("SAFEMIGRATE_ENCRYPTION_KEY", default="") or None
+SAFEMIGRATE_SCHEDULE = env.str("SAFEMIGRATE_SCHEDULE", default="") or None
+SAFEMIGRATE_VERIFY_SCHEDULE = env.str("SAFEMIGRATE_VERIFY_SCHEDULE", default="") or None
+SAFEMIGRATE_STORAGE = env.str("SAFEMIGRATE_STORAGE", default="") or None
+SAFEMIGRATE_INTEGRITY_CHECK = env.str("SAFEMIGRATE_INTEGRITY_CHECK", default="quick")
+SAFEMIGRATE_LOCK_TIMEOUT = env.float("SAFEMIGRATE_LOCK_TIMEOUT", default=300.0)
+SAFEMIGRATE_JSON_AFTER_MIGRATE = env.bool("SAFEMIGRATE_JSON_AFTER_MIGRATE", default=False)
+SAFEMIGRATE_MAX_BACKUP_AGE_HOURS = env.float("SAFEMIGRATE_MAX_BACKUP_AGE_HOURS", default=48.0)
+
+# --- django-q2: the ORM broker (no extra service) unless a Redis URL is given ------------------
+Q_BROKER_URL = env.str("Q_BROKER_URL", default="") or env.str("REDIS_URL", default="")
+Q_CLUSTER: dict = {
+    "name": "fitnessdb",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=3600),
+    "retry": env.int("Q_RETRY", default=3700),
+    "max_attempts": 1,
+    "catch_up": False,
+    "label": "Tasks",
+    "sync": env.bool("Q_SYNC", default=False),
+}
+if Q_BROKER_URL:
+    Q_CLUSTER["redis"] = Q_BROKER_URL
+else:
+    Q_CLUSTER["orm"] = "default"

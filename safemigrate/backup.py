@@ -1,0 +1,198 @@
+"""How a backup is made: snapshot -> compress (+encrypt) -> checksum -> fsync -> verify -> rename.
+
+A crash at any point leaves either no new file or a complete, verified one with its manifest:
+the data is written under a temporary name and only renamed once it has been read back and checked.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import django
+
+import safemigrate
+from safemigrate import catalogue
+from safemigrate.codec import BackupReader, BackupWriter, file_suffix
+from safemigrate.conf import backup_dir_for, get_settings
+from safemigrate.exceptions import BackupError, ChecksumMismatch, SafeMigrateError
+from safemigrate.lock import migration_lock
+from safemigrate.manifest import Manifest, backup_name, clean_reason, write_manifest
+from safemigrate.vendors import get_adapter
+from safemigrate.vendors.base import Progress
+
+logger = logging.getLogger("safemigrate")
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    manifest: Manifest
+    id: int | None
+    duration: float
+
+    @property
+    def path(self) -> Path:
+        return self.manifest.file_path
+
+
+def ensure_backup_dir(alias: str) -> Path:
+    """The backup folder for ``alias``, created 0700; a clear BackupError when it cannot be."""
+    directory = backup_dir_for(alias)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise BackupError(
+            f"cannot create the backup folder {directory}: {exc.strerror}; "
+            "create it or set SAFEMIGRATE_BACKUP_DIR"
+        ) from exc
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BackupError(
+            f"the backup folder {directory} is not writable; fix its permissions or set "
+            "SAFEMIGRATE_BACKUP_DIR"
+        )
+    return directory
+
+
+def _os_error_message(exc: OSError, where: Path) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        what = "disk full" if exc.errno != errno.EFBIG else "file size limit reached"
+        return (
+            f"backup failed: {what} writing {where}; nothing was changed. Free space "
+            "(cleanupbackups) or set SAFEMIGRATE_BACKUP_DIR to a larger disk"
+        )
+    return (
+        f"backup failed: {exc.strerror or exc} writing {where}; nothing was changed. "
+        "Check the folder's permissions or set SAFEMIGRATE_BACKUP_DIR"
+    )
+
+
+def verify_stored_file(manifest: Manifest, *, key: str | None, path: Path | None = None) -> None:
+    """Read the stored file back: its sha256 and the decoded content's sha256 must match."""
+    with (path or manifest.file_path).open("rb") as f:
+        reader = BackupReader(
+            f,
+            compression=manifest.compression,
+            encrypted=bool(manifest.encryption),
+            key=key,
+            name=manifest.name,
+        )
+        raw = hashlib.sha256()
+        while chunk := reader.read(1 << 20):
+            raw.update(chunk)
+        reader.check(manifest.sha256)
+    if manifest.raw_sha256 and raw.hexdigest() != manifest.raw_sha256:
+        raise ChecksumMismatch(f"{manifest.name}: decoded content does not match what was written")
+
+
+def create_backup(
+    *,
+    alias: str = "default",
+    reason: str = "manual",
+    progress: Progress | None = None,
+    lock: bool = True,
+) -> BackupResult:
+    """Make a verified backup of database ``alias``; the database is never changed.
+
+    Raises BackupError (disk full, permissions, a snapshot that fails its check) with the
+    folder left as it was.
+    """
+    if lock:
+        with migration_lock(alias=alias):
+            return create_backup(alias=alias, reason=reason, progress=progress, lock=False)
+    conf = get_settings()
+    started = time.monotonic()
+    adapter = get_adapter(alias)
+    directory = ensure_backup_dir(alias)
+    now = datetime.now(UTC)
+    extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
+    name = backup_name(reason=reason, alias=alias, extension=extension, directory=directory, when=now)
+    final = directory / name
+    partial = directory / f".{name}.partial"
+    manifest_file = directory / f"{name}.manifest.json"
+    if progress:
+        progress(f"backing up {adapter.database_name()} to {final}")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            writer = BackupWriter(
+                f, compression=conf.compress, level=conf.compress_level, key=conf.encryption_key
+            )
+            info = adapter.snapshot(writer, workdir=directory, progress=progress)  # type: ignore[arg-type]
+            stats = writer.finish()
+        if info.integrity_errors:
+            raise BackupError(
+                f"backup refused: the snapshot of {adapter.database_name()} failed its integrity "
+                f"check ({info.integrity_errors[0]}); the database may be damaged: restore a "
+                "backup (restore --list)"
+            )
+        manifest = Manifest(
+            name=name,
+            file=name,
+            sha256=stats.sha256,
+            size=stats.size,
+            created=now.isoformat(timespec="microseconds"),
+            reason=clean_reason(reason),
+            vendor=adapter.vendor,
+            database=alias,
+            database_name=adapter.database_name(),
+            compression=conf.compress,
+            encryption="aes-256-gcm" if conf.encryption_key else None,
+            raw_size=stats.raw_size,
+            raw_sha256=stats.raw_sha256,
+            migrations=info.migrations or adapter.applied_migrations(),
+            row_counts=info.row_counts,
+            app_version=safemigrate.__version__,
+            django_version=django.get_version(),
+            path=partial.with_name(name + ".manifest.json"),
+        )
+        if progress:
+            progress("reading the backup back to verify it")
+        # Verify the bytes on disk under the temporary name, before anything looks complete;
+        # the manifest is written last, so a file without one is never taken for a backup.
+        verify_stored_file(manifest, key=conf.encryption_key, path=partial)
+        manifest = replace(
+            manifest,
+            verified=True,
+            verified_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+            duration=time.monotonic() - started,
+        )
+        os.replace(partial, final)
+        manifest = write_manifest(manifest, directory)
+        _fsync_dir(directory)
+    except OSError as exc:
+        _cleanup(partial, final, manifest_file)
+        raise BackupError(_os_error_message(exc, final)) from exc
+    except SafeMigrateError:
+        _cleanup(partial, final, manifest_file)
+        raise
+    except BaseException:
+        _cleanup(partial, final, manifest_file)
+        raise
+    backup_id = catalogue.record(manifest)
+    duration = time.monotonic() - started
+    logger.info(
+        "backup %s: %s bytes, sha256 %s, %.2fs", manifest.name, manifest.size, manifest.sha256, duration
+    )
+    return BackupResult(manifest=manifest, id=backup_id, duration=duration)
+
+
+def _cleanup(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            logger.warning("could not remove %s", path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

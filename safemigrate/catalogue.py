@@ -1,0 +1,178 @@
+"""The Backup table as a catalogue of the manifests on disk: find, list and resync.
+
+Every function here works when the catalogue table is missing or the database is broken: the
+backup folder alone is enough.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from django.db import DatabaseError, router
+
+from safemigrate.conf import backup_dir_for
+from safemigrate.exceptions import BackupNotFound
+from safemigrate.manifest import MANIFEST_SUFFIX, Manifest, list_manifests, read_manifest
+
+logger = logging.getLogger("safemigrate")
+
+
+def _catalogue_alias() -> str:
+    from safemigrate.models import Backup
+
+    return router.db_for_write(Backup)
+
+
+def catalogue_available() -> bool:
+    """True when the Backup table exists and can be read."""
+    from safemigrate.models import Backup
+
+    try:
+        Backup.objects.using(_catalogue_alias()).exists()
+    except DatabaseError:
+        return False
+    return True
+
+
+def _fields(manifest: Manifest) -> dict[str, object]:
+    return {
+        "path": str(manifest.file_path),
+        "created": datetime.fromisoformat(manifest.created),
+        "reason": manifest.reason,
+        "database": manifest.database,
+        "vendor": manifest.vendor,
+        "size": manifest.size,
+        "sha256": manifest.sha256,
+        "compression": manifest.compression,
+        "encrypted": bool(manifest.encryption),
+        "verified": manifest.verified,
+        "verified_at": datetime.fromisoformat(manifest.verified_at) if manifest.verified_at else None,
+        "pinned": manifest.pinned,
+        "migrations": manifest.migrations,
+        "row_counts": manifest.row_counts,
+        "json_dump": manifest.json_dump,
+        "duration": manifest.duration,
+    }
+
+
+def record(manifest: Manifest) -> int | None:
+    """Upsert the catalogue row for ``manifest``; None (logged) when the catalogue is unavailable."""
+    from safemigrate.models import Backup
+
+    try:
+        obj, _ = Backup.objects.using(_catalogue_alias()).update_or_create(
+            name=manifest.name, defaults=_fields(manifest)
+        )
+    except DatabaseError as exc:
+        logger.debug("catalogue not updated for %s: %s", manifest.name, exc)
+        return None
+    return obj.pk
+
+
+def forget(name: str) -> None:
+    from safemigrate.models import Backup
+
+    try:
+        Backup.objects.using(_catalogue_alias()).filter(name=name).delete()
+    except DatabaseError as exc:
+        logger.debug("catalogue not updated (forget %s): %s", name, exc)
+
+
+def sync_catalogue(*, alias: str | None = None) -> dict[str, int]:
+    """Rebuild the catalogue from the folder(s): add/update every manifest, drop rows with neither."""
+    from safemigrate.models import Backup
+
+    aliases = [alias] if alias else _known_aliases()
+    seen: set[str] = set()
+    added = 0
+    for each in aliases:
+        for manifest in list_manifests(backup_dir_for(each), alias=each):
+            seen.add(manifest.name)
+            if record(manifest) is not None:
+                added += 1
+    removed = 0
+    try:
+        stale = Backup.objects.using(_catalogue_alias()).exclude(name__in=seen)
+        if alias:
+            stale = stale.filter(database=alias)
+        for row in stale:
+            if not row.on_disk and not row.manifest_path.exists():
+                row.delete()
+                removed += 1
+    except DatabaseError as exc:
+        logger.debug("catalogue not pruned: %s", exc)
+    return {"listed": added, "removed": removed}
+
+
+def _known_aliases() -> list[str]:
+    from django.db import connections
+
+    return list(connections)
+
+
+def catalogue_ids() -> dict[str, int]:
+    """name -> id, or empty when the catalogue is unavailable."""
+    from safemigrate.models import Backup
+
+    try:
+        return dict(Backup.objects.using(_catalogue_alias()).values_list("name", "pk"))
+    except DatabaseError:
+        return {}
+
+
+def list_backups(*, alias: str | None = None) -> list[Manifest]:
+    """Backups of ``alias`` (or every database) from the folder, newest first."""
+    aliases = [alias] if alias else _known_aliases()
+    seen_dirs: set[Path] = set()
+    found: list[Manifest] = []
+    for each in aliases:
+        directory = backup_dir_for(each)
+        if directory in seen_dirs:
+            continue
+        seen_dirs.add(directory)
+        found.extend(list_manifests(directory, alias=alias))
+    found.sort(key=lambda m: (m.created, m.name), reverse=True)
+    return found
+
+
+def find_backup(ref: str | int, *, alias: str) -> Manifest:
+    """A backup by catalogue id, by name (with or without extension) or by file path."""
+    text = str(ref).strip()
+    path = Path(text)
+    if path.suffix and (path.is_file() or "/" in text):
+        if not path.is_file():
+            raise BackupNotFound(f"no backup file at {path}")
+        manifest_path = path if text.endswith(MANIFEST_SUFFIX) else Path(text + MANIFEST_SUFFIX)
+        if not manifest_path.is_file():
+            raise BackupNotFound(
+                f"{path} has no manifest beside it ({manifest_path.name}); copy the manifest "
+                "too, or use restore --file"
+            )
+        return read_manifest(manifest_path)
+    backups = list_backups(alias=alias)
+    if text.isdigit():
+        ids = catalogue_ids()
+        by_id = {v: k for k, v in ids.items()}
+        name = by_id.get(int(text))
+        for manifest in backups:
+            if manifest.name == name:
+                return manifest
+    for manifest in backups:
+        if text in (manifest.name, manifest.file) or manifest.name.startswith(text + "."):
+            return manifest
+    raise BackupNotFound(
+        f"no backup {text!r} for database {alias!r} in {backup_dir_for(alias)}; "
+        "list them with `manage.py backups` (or backups --rescan)"
+    )
+
+
+def latest_backup(*, alias: str, verified_only: bool = True) -> Manifest:
+    for manifest in list_backups(alias=alias):
+        if manifest.verified or not verified_only:
+            return manifest
+    raise BackupNotFound(
+        f"no {'verified ' if verified_only else ''}backup of database {alias!r} in "
+        f"{backup_dir_for(alias)}; make one with `manage.py backup`"
+    )

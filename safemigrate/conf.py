@@ -1,0 +1,90 @@
+"""safemigrate settings: one frozen dataclass built from SAFEMIGRATE_* Django settings.
+
+Read lazily (never at import) and cached; the cache is cleared when a SAFEMIGRATE_* setting
+changes, so ``override_settings`` and pytest's ``settings`` fixture just work.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.db import connections
+from django.dispatch import receiver
+
+COMPRESSIONS = ("zstd", "gzip", "none")
+INTEGRITY_LEVELS = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class SafeMigrateSettings:
+    backup_dir: Path | None = None
+    """Folder for backups; None means a ``backups/`` folder beside the SQLite file."""
+    keep: int = 10
+    """Backups kept per database by rotation (pinned ones and the newest verified are never removed)."""
+    compress: str = "zstd"
+    """zstd (fast, default), gzip (portable) or none."""
+    compress_level: int = 1
+    encryption_key: str | None = None
+    """A passphrase; when set, backups are encrypted with AES-256-GCM."""
+    schedule: str | None = None
+    """Cron expression for scheduled backups (django-q2)."""
+    verify_schedule: str | None = None
+    """Cron expression for periodic verification (django-q2)."""
+    storage: str | None = None
+    """Optional storage alias (e.g. S3) where backups are copied off-site."""
+    integrity_check: str = "quick"
+    """quick (PRAGMA quick_check) or full (PRAGMA integrity_check) before and after migrating."""
+    lock_timeout: float = 300.0
+    """Seconds a second run waits for the migration lock before giving up."""
+    json_after_migrate: bool = False
+    """Queue a portable JSON dump after each successful migration."""
+    max_backup_age_hours: float = 48.0
+    """Warn (system check, admin banner) when the newest verified backup is older than this."""
+
+
+def _setting(name: str, default: Any) -> Any:
+    value = getattr(settings, f"SAFEMIGRATE_{name}", default)
+    return default if value is None else value
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> SafeMigrateSettings:
+    """The current safemigrate settings (validated by system checks, not here)."""
+    backup_dir = getattr(settings, "SAFEMIGRATE_BACKUP_DIR", None)
+    return SafeMigrateSettings(
+        backup_dir=Path(backup_dir) if backup_dir else None,
+        keep=int(_setting("KEEP", 10)),
+        compress=str(_setting("COMPRESS", "zstd")).lower(),
+        compress_level=int(_setting("COMPRESS_LEVEL", 1)),
+        encryption_key=getattr(settings, "SAFEMIGRATE_ENCRYPTION_KEY", None) or None,
+        schedule=getattr(settings, "SAFEMIGRATE_SCHEDULE", None) or None,
+        verify_schedule=getattr(settings, "SAFEMIGRATE_VERIFY_SCHEDULE", None) or None,
+        storage=getattr(settings, "SAFEMIGRATE_STORAGE", None) or None,
+        integrity_check=str(_setting("INTEGRITY_CHECK", "quick")).lower(),
+        lock_timeout=float(_setting("LOCK_TIMEOUT", 300.0)),
+        json_after_migrate=bool(_setting("JSON_AFTER_MIGRATE", False)),
+        max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
+    )
+
+
+@receiver(setting_changed)
+def _clear_cache(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("SAFEMIGRATE_"):
+        get_settings.cache_clear()
+
+
+def backup_dir_for(alias: str) -> Path:
+    """Where backups of database ``alias`` live: SAFEMIGRATE_BACKUP_DIR or ``backups/`` beside SQLite."""
+    configured = get_settings().backup_dir
+    if configured is not None:
+        return configured
+    db = connections.databases[alias]
+    name = str(db.get("NAME") or "")
+    if db.get("ENGINE", "").endswith("sqlite3") and name and not name.startswith(":memory:"):
+        return Path(name).resolve().parent / "backups"
+    return Path(settings.BASE_DIR) / "backups" if hasattr(settings, "BASE_DIR") else Path("backups")

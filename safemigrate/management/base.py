@@ -1,0 +1,76 @@
+"""What every safemigrate command shares: one place that turns library errors into CommandError."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from safemigrate.exceptions import SafeMigrateError
+from safemigrate.manifest import Manifest
+
+
+def command_error(exc: SafeMigrateError) -> CommandError:
+    return CommandError(str(exc), returncode=exc.returncode)
+
+
+class SafeMigrateCommand(BaseCommand):
+    """A BaseCommand whose expected failures end in one clear line and a non-zero exit."""
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        self.verbosity = options.get("verbosity", 1)
+        try:
+            return super().execute(*args, **options)
+        except SafeMigrateError as exc:
+            raise command_error(exc) from exc
+        except KeyboardInterrupt as exc:
+            raise CommandError("interrupted; nothing was left half-done", returncode=130) from exc
+
+    def add_database_argument(self, parser: Any) -> None:
+        parser.add_argument(
+            "--database",
+            default="default",
+            choices=tuple(connections),
+            help='The database to work on. Defaults to the "default" database.',
+        )
+
+    def add_format_argument(self, parser: Any) -> None:
+        parser.add_argument(
+            "--format", choices=("text", "json"), default="text", help="Output format."
+        )
+
+    verbosity = 1
+
+    def progress(self, message: str) -> None:
+        """Progress lines go to stderr, so --format json output on stdout stays parseable."""
+        if self.verbosity >= 1:
+            self.stderr.write(message, style_func=lambda m: m)
+
+    def write_json(self, data: Any) -> None:
+        self.stdout.write(json.dumps(data, indent=2, default=str))
+
+
+def human_size(size: int | float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def describe_backup(manifest: Manifest, backup_id: int | None = None) -> list[str]:
+    """Lines describing one backup, for text output."""
+    lines = [
+        f"Backup:   {manifest.name}" + (f" (id {backup_id})" if backup_id else ""),
+        f"Path:     {manifest.file_path}",
+        f"Size:     {human_size(manifest.size)} ({manifest.size:,} bytes; "
+        f"{human_size(manifest.raw_size)} uncompressed)",
+        f"SHA-256:  {manifest.sha256}",
+        f"Created:  {manifest.created}  reason: {manifest.reason}  duration: {manifest.duration:.2f}s",
+        f"Verified: {'yes' if manifest.verified else 'no'}"
+        + (f" ({manifest.verified_at})" if manifest.verified_at else ""),
+        f"Rows:     {manifest.total_rows:,} in {len(manifest.row_counts)} tables",
+    ]
+    return lines

@@ -1,0 +1,52 @@
+"""``backups``: the catalogue of backups (from the folder's manifests; ``--rescan`` resyncs the table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from safemigrate import catalogue
+from safemigrate.management.base import SafeMigrateCommand, human_size
+
+
+class Command(SafeMigrateCommand):
+    help = "Lists backups, newest first. --rescan rebuilds the catalogue table from the folder."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--rescan", action="store_true", help="Rebuild the catalogue from the manifests."
+        )
+        parser.add_argument(
+            "--all-databases", action="store_true", help="List backups of every database alias."
+        )
+        self.add_database_argument(parser)
+        self.add_format_argument(parser)
+
+    def handle(
+        self, *args: Any, database: str, rescan: bool, all_databases: bool, format: str, **options: Any
+    ) -> None:
+        alias = None if all_databases else database
+        if rescan:
+            summary = catalogue.sync_catalogue(alias=alias)
+            if format == "text":
+                self.stdout.write(
+                    f"Catalogue rebuilt: {summary['listed']} backup(s) listed, "
+                    f"{summary['removed']} stale row(s) removed."
+                )
+        backups = catalogue.list_backups(alias=alias)
+        ids = catalogue.catalogue_ids()
+        if format == "json":
+            self.write_json([m.as_json(id=ids.get(m.name)) for m in backups])
+            return
+        if not backups:
+            self.stdout.write("No backups yet. Make one with: python manage.py backup")
+            return
+        header = f"{'ID':>5}  {'CREATED (UTC)':19}  {'REASON':12}  {'SIZE':>9}  {'VERIFIED':8}  NAME"
+        self.stdout.write(header)
+        for m in backups:
+            backup_id = ids.get(m.name)
+            flags = ("yes" if m.verified else "no") + (" pin" if m.pinned else "")
+            missing = "" if m.file_path.is_file() else "  (FILE MISSING)"
+            self.stdout.write(
+                f"{backup_id if backup_id else '-':>5}  {m.created[:19].replace('T', ' '):19}  "
+                f"{m.reason[:12]:12}  {human_size(m.size):>9}  {flags:8}  {m.name}{missing}"
+            )

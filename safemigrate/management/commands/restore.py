@@ -1,0 +1,114 @@
+"""``restore``: put a backup back, after checking it and taking a safety backup of the current state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from safemigrate import catalogue
+from safemigrate.management.base import SafeMigrateCommand, human_size
+from safemigrate.manifest import Manifest
+from safemigrate.restore import manifest_for_file, restore_backup, restore_preview
+
+
+class Command(SafeMigrateCommand):
+    help = (
+        "Restores the database from a backup (by id or name, --latest, or --file PATH). "
+        "Checks the checksum first and takes a safety backup of the current state."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("backup", nargs="?", help="Backup id or name (see `backups`).")
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--list", action="store_true", help="List restorable backups.")
+        group.add_argument("--latest", action="store_true", help="The newest verified backup.")
+        group.add_argument("--file", help="A backup file (its manifest beside it, if it has one).")
+        parser.add_argument(
+            "--no-safety-backup",
+            action="store_true",
+            help="Do not back up the current database first (e.g. when it is damaged).",
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="With --noinput: restore even when the backup raises warnings.",
+        )
+        parser.add_argument(
+            "--noinput", "--no-input", action="store_false", dest="interactive",
+            help="Do not prompt for confirmation.",
+        )
+        self.add_database_argument(parser)
+
+    def handle(
+        self,
+        *args: Any,
+        backup: str | None,
+        list: bool,
+        latest: bool,
+        file: str | None,
+        no_safety_backup: bool,
+        force: bool,
+        interactive: bool,
+        database: str,
+        **options: Any,
+    ) -> None:
+        if list:
+            from django.core.management import call_command
+
+            call_command("backups", database=database, stdout=self.stdout)
+            return
+        manifest = self._choose(backup, latest, file, database)
+        preview = restore_preview(backup=manifest, alias=database)
+        self.stdout.write(f"Restore {manifest.name} ({manifest.created}, {human_size(manifest.size)})")
+        self.stdout.write(f"  into database {database!r}")
+        if preview.to_unapply:
+            self.stdout.write(f"  migrations that will be un-applied: {', '.join(preview.to_unapply)}")
+        if preview.to_reapply:
+            self.stdout.write(f"  migrations that will be applied again: {', '.join(preview.to_reapply)}")
+        changed = [(t, then, now) for t, then, now in preview.row_counts if then != now]
+        for table, then, now in changed[:20]:
+            self.stdout.write(f"  {table}: {now if now is not None else '-'} rows now -> "
+                              f"{then if then is not None else '-'} after restore")
+        for warning in preview.warnings:
+            self.stderr.write(self.style.WARNING(f"  warning: {warning}"))
+        if not no_safety_backup:
+            self.stdout.write("  A safety backup of the current database is taken first.")
+        if interactive:
+            answer = input("Type 'yes' to restore, anything else to cancel: ")
+            if answer.strip() != "yes":
+                raise CommandError("restore cancelled; nothing was changed")
+        elif preview.warnings and not force:
+            raise CommandError(
+                f"restore refused: {preview.warnings[0]}; check the backup, then add --force"
+            )
+        result = restore_backup(
+            backup=manifest,
+            alias=database,
+            safety_backup=not no_safety_backup,
+            progress=self.stdout.write if options["verbosity"] >= 1 else None,
+        )
+        if result.safety_backup:
+            self.stdout.write(f"Safety backup of the previous state: {result.safety_backup.manifest.name}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Restored {manifest.name} in {result.duration:.2f}s "
+                f"({sum(result.row_counts.values()):,} rows)."
+            )
+        )
+
+    def _choose(self, backup: str | None, latest: bool, file: str | None, database: str) -> Manifest:
+        if file:
+            if backup:
+                raise CommandError("give a backup id/name or --file, not both")
+            return manifest_for_file(Path(file), alias=database)
+        if latest:
+            if backup:
+                raise CommandError("give a backup id/name or --latest, not both")
+            return catalogue.latest_backup(alias=database)
+        if not backup:
+            raise CommandError(
+                "which backup? give an id or name (see `manage.py restore --list`), --latest or --file PATH"
+            )
+        return catalogue.find_backup(backup, alias=database)

@@ -1,0 +1,172 @@
+"""Sidecar manifests: the source of truth for every backup (the catalogue table is rebuilt from them).
+
+A manifest is ``<backup file>.manifest.json`` beside the file, written atomically (temp, fsync,
+rename) with mode 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from safemigrate.exceptions import BackupNotFound, RestoreError
+
+MANIFEST_SUFFIX = ".manifest.json"
+FORMAT_VERSION = 1
+_REASON_RE = re.compile(r"[^a-z0-9_]+")
+
+
+def clean_reason(reason: str) -> str:
+    """A reason safe for a file name: lower-case letters, digits and underscores."""
+    return _REASON_RE.sub("_", reason.strip().lower().replace("-", "_")).strip("_")[:40] or "manual"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything known about one backup file."""
+
+    name: str
+    file: str
+    sha256: str
+    size: int
+    created: str
+    reason: str
+    vendor: str
+    database: str
+    database_name: str
+    compression: str
+    encryption: str | None
+    raw_size: int = 0
+    raw_sha256: str = ""
+    migrations: dict[str, list[str]] = field(default_factory=dict)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    verified: bool = False
+    verified_at: str | None = None
+    pinned: bool = False
+    duration: float = 0.0
+    app_version: str = ""
+    django_version: str = ""
+    json_dump: dict[str, Any] | None = None
+    format: int = FORMAT_VERSION
+    # Where the manifest was read from (not stored).
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def file_path(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(self.file)
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self.created)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.row_counts.values())
+
+    def latest_migrations(self) -> dict[str, str]:
+        return {app: names[-1] for app, names in sorted(self.migrations.items()) if names}
+
+    def as_json(self, *, id: int | None = None) -> dict[str, Any]:
+        """The documented JSON shape (backup/backups --format json)."""
+        return {
+            "id": id,
+            "name": self.name,
+            "path": str(self.file_path),
+            "created": self.created,
+            "reason": self.reason,
+            "database": self.database,
+            "vendor": self.vendor,
+            "size": self.size,
+            "sha256": self.sha256,
+            "verified": self.verified,
+            "verified_at": self.verified_at,
+            "pinned": self.pinned,
+            "compression": self.compression,
+            "encryption": self.encryption,
+            "duration": round(self.duration, 3),
+            "row_counts": self.row_counts,
+            "migrations": self.latest_migrations(),
+            "json_dump": self.json_dump,
+        }
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def backup_name(*, reason: str, alias: str, extension: str, directory: Path, when: datetime) -> str:
+    """``backup-<reason>-<UTC timestamp>-<alias>.<ext>``, unique in ``directory``."""
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = f"backup-{clean_reason(reason)}-{stamp}"
+    name = f"{base}-{alias}.{extension}"
+    n = 1
+    while (directory / name).exists() or (directory / (name + MANIFEST_SUFFIX)).exists():
+        n += 1
+        name = f"{base}-{n}-{alias}.{extension}"
+    return name
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def manifest_path_for(file_path: Path) -> Path:
+    return file_path.with_name(file_path.name + MANIFEST_SUFFIX)
+
+
+def write_manifest(manifest: Manifest, directory: Path) -> Manifest:
+    data = {k: v for k, v in asdict(manifest).items() if k != "path"}
+    path = directory / (manifest.file + MANIFEST_SUFFIX)
+    _atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode())
+    return replace(manifest, path=path)
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Load one manifest; a missing or malformed one is a clear RestoreError."""
+    try:
+        data = json.loads(path.read_text())
+        known = {f for f in Manifest.__dataclass_fields__ if f != "path"}
+        return Manifest(**{k: v for k, v in data.items() if k in known}, path=path)
+    except FileNotFoundError as exc:
+        raise BackupNotFound(f"no manifest at {path}") from exc
+    except (ValueError, TypeError) as exc:
+        raise RestoreError(f"{path} is not a safemigrate manifest ({exc})") from exc
+
+
+def update_manifest(manifest: Manifest, **changes: Any) -> Manifest:
+    """Rewrite a manifest with some fields changed (verified, pinned, json_dump)."""
+    assert manifest.path is not None
+    updated = replace(manifest, **changes)
+    return write_manifest(updated, manifest.path.parent)
+
+
+def list_manifests(directory: Path, *, alias: str | None = None) -> list[Manifest]:
+    """Every readable manifest in ``directory``, newest first; unreadable ones are skipped."""
+    if not directory.is_dir():
+        return []
+    found: list[Manifest] = []
+    for path in directory.glob(f"backup-*{MANIFEST_SUFFIX}"):
+        try:
+            manifest = read_manifest(path)
+        except Exception:  # noqa: BLE001, S112 - a damaged manifest must not hide the others
+            continue
+        if alias is None or manifest.database == alias:
+            found.append(manifest)
+    found.sort(key=lambda m: (m.created, m.name), reverse=True)
+    return found

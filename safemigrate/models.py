@@ -1,0 +1,89 @@
+"""The backup catalogue and the log of migration runs.
+
+The catalogue mirrors the manifests in the backup folder and can be rebuilt from them
+(``backups --rescan``); the files are the source of truth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Backup(models.Model):
+    name = models.CharField(_("name"), max_length=255, unique=True)
+    path = models.CharField(_("path"), max_length=1024)
+    created = models.DateTimeField(_("created"), db_index=True)
+    reason = models.CharField(_("reason"), max_length=64)
+    database = models.CharField(_("database alias"), max_length=64, default="default")
+    vendor = models.CharField(_("vendor"), max_length=32)
+    size = models.BigIntegerField(_("size (bytes)"))
+    sha256 = models.CharField(_("sha256"), max_length=64)
+    compression = models.CharField(_("compression"), max_length=16)
+    encrypted = models.BooleanField(_("encrypted"), default=False)
+    verified = models.BooleanField(_("verified"), default=False)
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    pinned = models.BooleanField(_("pinned"), default=False)
+    migrations = models.JSONField(_("applied migrations"), default=dict, blank=True)
+    row_counts = models.JSONField(_("row counts"), default=dict, blank=True)
+    json_dump = models.JSONField(_("JSON dump"), null=True, blank=True)
+    duration = models.FloatField(_("duration (s)"), default=0)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = _("backup")
+        verbose_name_plural = _("backups")
+        permissions = [
+            ("restore_backup", _("Can restore the database from a backup")),
+            ("download_backup", _("Can download backup files")),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def on_disk(self) -> bool:
+        return Path(self.path).is_file()
+
+    @property
+    def manifest_path(self) -> Path:
+        return Path(self.path + ".manifest.json")
+
+
+class MigrationRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        APPLIED = "applied", _("applied")
+        NOTHING = "nothing", _("nothing to do")
+        REFUSED = "refused", _("refused")
+        ROLLED_BACK = "rolled_back", _("rolled back")
+        FAILED = "failed", _("failed (rollback failed)")
+
+    started = models.DateTimeField(_("started"), db_index=True)
+    finished = models.DateTimeField(_("finished"), null=True, blank=True)
+    duration = models.FloatField(_("duration (s)"), default=0)
+    database = models.CharField(_("database alias"), max_length=64, default="default")
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    plan = models.JSONField(_("plan"), default=list, blank=True)
+    backup = models.ForeignKey(
+        Backup,
+        verbose_name=_("backup used"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="migration_runs",
+    )
+    backup_name = models.CharField(_("backup name"), max_length=255, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    host = models.CharField(_("host"), max_length=255, blank=True)
+    pid = models.IntegerField(_("pid"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started", "-id"]
+        verbose_name = _("migration run")
+        verbose_name_plural = _("migration runs")
+
+    def __str__(self) -> str:
+        return f"{self.started:%Y-%m-%d %H:%M:%S} {self.get_status_display()}"

@@ -1,0 +1,286 @@
+"""How a backup is restored: checksum while staging a scratch copy, check it, safety backup, swap in.
+
+The live database is touched only by the final ``swap_in``, which is all-or-nothing; every
+earlier failure (damaged file, wrong key, failed check, full disk) leaves it exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import connections
+from django.db.migrations.loader import MigrationLoader
+
+from safemigrate import catalogue
+from safemigrate.backup import BackupResult, create_backup, ensure_backup_dir
+from safemigrate.codec import BackupReader, detect_format
+from safemigrate.conf import get_settings
+from safemigrate.exceptions import (
+    BackupError,
+    IntegrityCheckFailed,
+    RestoreError,
+    SafeMigrateError,
+)
+from safemigrate.lock import migration_lock
+from safemigrate.manifest import Manifest, update_manifest
+from safemigrate.vendors import get_adapter
+from safemigrate.vendors.base import Progress, Scratch, VendorAdapter
+
+logger = logging.getLogger("safemigrate")
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    manifest: Manifest
+    safety_backup: BackupResult | None
+    duration: float
+    row_counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RestorePreview:
+    """What a restore would change, for a confirmation prompt or page."""
+
+    manifest: Manifest
+    current_migrations: dict[str, list[str]]
+    to_unapply: list[str]
+    to_reapply: list[str]
+    unknown_to_code: list[str]
+    row_counts: list[tuple[str, int | None, int | None]]
+    warnings: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, so Ctrl-C cannot cut a swap in half."""
+    received: list[int] = []
+    previous: dict[int, Any] = {}
+
+    def remember(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, remember)
+    except ValueError:  # not the main thread: signals cannot reach us here anyway
+        previous.clear()
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            logger.warning("interrupt received during restore; it was completed first")
+            if signal.SIGINT in received:
+                raise KeyboardInterrupt
+
+
+def manifest_for_file(path: Path, *, alias: str) -> Manifest:
+    """A manifest for ``restore --file``: the sidecar if present, else one inferred from the bytes."""
+    from safemigrate.manifest import manifest_path_for, read_manifest
+
+    if not path.is_file():
+        raise RestoreError(f"no file at {path}")
+    sidecar = manifest_path_for(path)
+    if sidecar.is_file():
+        return read_manifest(sidecar)
+    compression, encrypted = detect_format(path)
+    if encrypted:
+        # Compression is inside the encryption; the extension tells it.
+        compression = "zstd" if ".zst" in path.name else "gzip" if ".gz" in path.name else "none"
+    adapter = get_adapter(alias)
+    return Manifest(
+        name=path.name,
+        file=path.name,
+        sha256="",
+        size=path.stat().st_size,
+        created=datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(),
+        reason="external",
+        vendor=adapter.vendor,
+        database=alias,
+        database_name="",
+        compression=compression,
+        encryption="aes-256-gcm" if encrypted else None,
+        path=path.with_name(path.name + ".manifest.json"),
+    )
+
+
+def _stage(
+    adapter: VendorAdapter, manifest: Manifest, *, workdir: Path, progress: Progress | None
+) -> Scratch:
+    """Decode the file into a scratch copy, checking its sha256 on the way; live is untouched."""
+    path = manifest.file_path
+    if not path.is_file():
+        raise RestoreError(
+            f"backup file {path} is missing; restore another backup (restore --list)"
+        )
+    if manifest.vendor != adapter.vendor:
+        raise RestoreError(
+            f"{manifest.name} is a {manifest.vendor} backup and database {adapter.alias!r} is "
+            f"{adapter.vendor}; to move data across engines use restore --json"
+        )
+    if manifest.size and path.stat().st_size != manifest.size:
+        raise RestoreError(
+            f"{manifest.name} is {path.stat().st_size} bytes but its manifest says "
+            f"{manifest.size}: the file is truncated or damaged; restore another backup"
+        )
+    if progress:
+        progress(f"checking and unpacking {manifest.name}")
+    with path.open("rb") as f:
+        reader = BackupReader(
+            f,
+            compression=manifest.compression,
+            encrypted=bool(manifest.encryption),
+            key=get_settings().encryption_key,
+            name=manifest.name,
+        )
+        try:
+            scratch = adapter.restore_to_scratch(reader, workdir=workdir, progress=progress)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise RestoreError(
+                f"restore failed: {exc.strerror or exc} unpacking {manifest.name} in {workdir}; "
+                "the database was not changed. Free space and try again"
+            ) from exc
+        try:
+            reader.check(manifest.sha256)
+        except BaseException:
+            adapter.drop_scratch(scratch)
+            raise
+    errors = adapter.integrity_errors(scratch, level="quick")
+    if not errors and manifest.row_counts:
+        counts = adapter.row_counts(scratch)
+        differ = sorted(
+            t for t in set(counts) | set(manifest.row_counts)
+            if counts.get(t) != manifest.row_counts.get(t)
+        )
+        if differ:
+            errors = [f"row counts differ from its manifest in {', '.join(differ[:5])}"]
+    if errors:
+        adapter.drop_scratch(scratch)
+        raise RestoreError(
+            f"{manifest.name} does not hold the database its manifest describes ({errors[0]}); "
+            "the database was not changed. Restore another backup"
+        )
+    return scratch
+
+
+def restore_backup(
+    *,
+    backup: Manifest,
+    alias: str = "default",
+    safety_backup: bool = True,
+    progress: Progress | None = None,
+    resync_catalogue: bool = True,
+) -> RestoreResult:
+    """Replace database ``alias`` with ``backup``; all-or-nothing, the backup files untouched."""
+    started = time.monotonic()
+    adapter = get_adapter(alias)
+    with migration_lock(alias=alias):
+        workdir = ensure_backup_dir(alias)
+        scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
+        safety: BackupResult | None = None
+        try:
+            if safety_backup:
+                if progress:
+                    progress("taking a safety backup of the current database")
+                try:
+                    safety = create_backup(alias=alias, reason="pre_restore", progress=None)
+                except (BackupError, IntegrityCheckFailed) as exc:
+                    raise RestoreError(
+                        f"restore stopped: the safety backup of the current database failed "
+                        f"({exc}). If the current database is damaged, restore with "
+                        "--no-safety-backup"
+                    ) from exc
+            if progress:
+                progress("replacing the live database")
+            connection = connections[alias]
+            connection.close()
+            with deferred_signals():
+                adapter.swap_in(scratch, progress=progress)
+        except BaseException:
+            adapter.drop_scratch(scratch)
+            raise
+        connection.close()
+        errors = adapter.integrity_errors(level="quick")
+        counts = adapter.row_counts() if not errors else {}
+        if errors:
+            raise RestoreError(
+                f"the restored database fails its integrity check ({errors[0]}); "
+                + (f"the safety backup {safety.manifest.name} holds the state before. " if safety else "")
+                + "Try another backup"
+            )
+        _clear_caches()
+        if resync_catalogue:
+            # The catalogue was restored too: list every backup in the folder again.
+            catalogue.sync_catalogue(alias=alias)
+    duration = time.monotonic() - started
+    logger.info("restored %s into %s in %.2fs", backup.name, adapter.database_name(), duration)
+    return RestoreResult(manifest=backup, safety_backup=safety, duration=duration, row_counts=counts)
+
+
+def _clear_caches() -> None:
+    from django.contrib.contenttypes.models import ContentType
+
+    with contextlib.suppress(Exception):
+        ContentType.objects.clear_cache()
+
+
+def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progress | None = None) -> Manifest:
+    """Checksum + restore into a scratch copy + integrity check + row counts; marks it verified."""
+    adapter = get_adapter(alias)
+    workdir = ensure_backup_dir(alias)
+    scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
+    adapter.drop_scratch(scratch)
+    if backup.path is not None and backup.path.is_file():
+        backup = update_manifest(
+            backup, verified=True, verified_at=datetime.now(UTC).isoformat(timespec="microseconds")
+        )
+        catalogue.record(backup)
+    return backup
+
+
+def restore_preview(*, backup: Manifest, alias: str = "default") -> RestorePreview:
+    """Migrations and row counts then (the backup) vs now (the live database)."""
+    adapter = get_adapter(alias)
+    warnings: list[str] = []
+    try:
+        current = adapter.applied_migrations()
+        now_counts: dict[str, int] = adapter.row_counts()
+    except Exception as exc:  # noqa: BLE001 - a broken live database is why people restore
+        current, now_counts = {}, {}
+        warnings.append(f"the current database cannot be read ({exc})")
+    then = {(a, n) for a, names in backup.migrations.items() for n in names}
+    now = {(a, n) for a, names in current.items() for n in names}
+    try:
+        known = set(MigrationLoader(None, ignore_no_migrations=True).disk_migrations)
+    except Exception:  # noqa: BLE001
+        known = set()
+    unknown = sorted(f"{a}.{n}" for a, n in then - known) if known else []
+    if unknown:
+        warnings.append(
+            f"the backup has {len(unknown)} migration(s) this code does not know "
+            f"(e.g. {unknown[0]}): it was made by newer code"
+        )
+    if backup.database != alias:
+        warnings.append(f"the backup is of database {backup.database!r}, not {alias!r}")
+    own_name = adapter.database_name()
+    if backup.database_name and own_name and Path(backup.database_name).name != Path(own_name).name:
+        warnings.append(f"the backup was made from {backup.database_name}, not {own_name}")
+    tables = sorted(set(backup.row_counts) | set(now_counts))
+    return RestorePreview(
+        manifest=backup,
+        current_migrations=current,
+        to_unapply=sorted(f"{a}.{n}" for a, n in now - then),
+        to_reapply=sorted(f"{a}.{n}" for a, n in then - now),
+        unknown_to_code=unknown,
+        row_counts=[(t, backup.row_counts.get(t), now_counts.get(t)) for t in tables],
+        warnings=warnings,
+    )

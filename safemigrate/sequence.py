@@ -1,0 +1,216 @@
+"""The safe-migrate sequence around Django's own ``migrate``.
+
+lock -> plan -> (empty: plain migrate) -> pre-check -> verified backup -> migrate -> post-check
+-> on any failure, restore the backup and prove the database is back -> record -> queue rotation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import DatabaseError, connections
+from django.db.migrations.recorder import MigrationRecorder
+
+from safemigrate import catalogue
+from safemigrate.backup import BackupResult, create_backup
+from safemigrate.exceptions import (
+    IntegrityCheckFailed,
+    MigrationFailed,
+    SafeMigrateError,
+)
+from safemigrate.integrity import ensure_healthy
+from safemigrate.lock import migration_lock
+from safemigrate.plan import MigrationPlan, pending_plan
+from safemigrate.restore import restore_backup
+from safemigrate.vendors import get_adapter
+from safemigrate.vendors.base import Progress
+
+logger = logging.getLogger("safemigrate")
+
+
+@dataclass(frozen=True)
+class SafeMigrateResult:
+    status: str
+    """applied | nothing | passthrough (Django's migrate ran unguarded: new database or --fake)."""
+    plan: list[str]
+    backup: BackupResult | None
+    duration: float
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """A container stop (SIGTERM) during a migration rolls back like Ctrl-C does."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _record_run(**fields: Any) -> None:
+    """Log a MigrationRun row; the catalogue may not exist yet (or have just been rolled back)."""
+    from safemigrate.models import MigrationRun
+
+    backup: BackupResult | None = fields.pop("backup", None)
+    if backup is not None:
+        fields["backup_name"] = backup.manifest.name
+        ids = catalogue.catalogue_ids()
+        fields["backup_id"] = ids.get(backup.manifest.name)
+    try:
+        MigrationRun.objects.create(host=socket.gethostname(), pid=os.getpid(), **fields)
+    except DatabaseError as exc:
+        logger.debug("migration run not recorded: %s", exc)
+
+
+def _failed_step(alias: str, plan: MigrationPlan) -> str:
+    """The first planned migration that did not end up (un)applied: the one that failed."""
+    try:
+        applied = set(MigrationRecorder(connections[alias]).applied_migrations())
+    except Exception:  # noqa: BLE001 - the connection may be broken by the failure
+        return plan.steps[0].label if plan.steps else "?"
+    for step in plan.steps:
+        done = ((step.app_label, step.name) in applied) != step.backwards
+        if not done:
+            return step.label
+    return "the post-migration check"
+
+
+def _post_check(alias: str, plan: MigrationPlan) -> None:
+    ensure_healthy(alias=alias, when="post-migration check")
+    applied = set(MigrationRecorder(connections[alias]).applied_migrations())
+    missing = [
+        s.label for s in plan.steps if ((s.app_label, s.name) in applied) == s.backwards
+    ]
+    if missing:
+        raise IntegrityCheckFailed(
+            f"post-migration check: {', '.join(missing)} not recorded as "
+            f"{'un' if plan.steps[0].backwards else ''}applied"
+        )
+
+
+def safe_migrate(
+    *,
+    alias: str,
+    run_migrate: Callable[[], None],
+    app_label: str | None = None,
+    target: str | None = None,
+    progress: Progress | None = None,
+    after_success: Callable[[str], None] | None = None,
+) -> SafeMigrateResult:
+    """Run ``run_migrate`` (Django's migrate) inside the safe-migrate sequence.
+
+    Raises IntegrityCheckFailed / BackupError (nothing changed), LockTimeout, or MigrationFailed
+    (the database was restored from the pre-migration backup).
+    """
+    started = time.monotonic()
+    try:
+        plan = pending_plan(alias=alias, app_label=app_label, target=target)
+    except Exception:  # noqa: BLE001 - a bad target: Django's migrate reports it in its own words
+        run_migrate()
+        return SafeMigrateResult("passthrough", [], None, time.monotonic() - started)
+    if plan.is_empty or not plan.has_applied_migrations:
+        # Nothing to apply, or a brand-new database with nothing to lose: Django as usual.
+        run_migrate()
+        status = "nothing" if plan.is_empty else "passthrough"
+        return SafeMigrateResult(status, plan.labels(), None, time.monotonic() - started)
+
+    with migration_lock(alias=alias):
+        plan = pending_plan(alias=alias, app_label=app_label, target=target)
+        if plan.is_empty:  # another process applied it while we waited for the lock
+            run_migrate()
+            return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
+        labels = plan.labels()
+        started_at = datetime.now(UTC)
+        logger.info("safemigrate on %s: %s", alias, ", ".join(labels))
+        if progress:
+            progress(f"Checking {get_adapter(alias).database_name()} before migrating")
+        try:
+            ensure_healthy(alias=alias, when="pre-migration check")
+            backup = create_backup(alias=alias, reason="pre_migrate", progress=progress, lock=False)
+        except (SafeMigrateError, KeyboardInterrupt) as exc:
+            _record_run(
+                started=started_at, finished=datetime.now(UTC), duration=time.monotonic() - started,
+                database=alias, status="refused", plan=labels, error=str(exc) or type(exc).__name__,
+            )
+            if isinstance(exc, KeyboardInterrupt):
+                raise SafeMigrateError(
+                    "interrupted while backing up: no migration was run and the database is "
+                    "unchanged; run safemigrate again"
+                ) from exc
+            raise
+        if progress:
+            progress(f"Backup {backup.manifest.name} verified; migrating")
+        try:
+            with sigterm_as_interrupt():
+                run_migrate()
+            _post_check(alias, plan)
+        except BaseException as exc:
+            failed = _failed_step(alias, plan)
+            reason = str(exc) or type(exc).__name__
+            logger.error("migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name)
+            if progress:
+                progress(f"Migration {failed} failed: restoring {backup.manifest.name}")
+            _rollback(alias=alias, backup=backup, progress=progress, started=started,
+                      started_at=started_at, labels=labels, failed=failed, reason=reason)
+            raise MigrationFailed(
+                f"migration {failed} failed ({reason}); the database was restored from "
+                f"{backup.manifest.name} and is as it was before. Fix the migration and run "
+                "safemigrate again"
+            ) from exc
+        duration = time.monotonic() - started
+        catalogue.sync_catalogue(alias=alias)  # the backup table may be new in this plan
+        _record_run(
+            started=started_at, finished=datetime.now(UTC), duration=duration, database=alias,
+            status="applied", plan=labels, backup=backup,
+        )
+    if after_success is not None:
+        try:
+            after_success(alias)
+        except Exception as exc:  # noqa: BLE001 - rotation is housekeeping, not the migration
+            logger.warning("could not queue rotation after migrating: %s", exc)
+    return SafeMigrateResult("applied", labels, backup, duration)
+
+
+def _rollback(
+    *, alias: str, backup: BackupResult, progress: Progress | None, started: float,
+    started_at: datetime, labels: list[str], failed: str, reason: str,
+) -> None:
+    """Restore the pre-migration backup and prove the database is back to it."""
+    connections[alias].close()  # a failed migration may leave a broken transaction behind
+    try:
+        restore_backup(backup=backup.manifest, alias=alias, safety_backup=False, progress=progress)
+        adapter = get_adapter(alias)
+        if adapter.applied_migrations() != backup.manifest.migrations:
+            raise SafeMigrateError("the restored database's migrations differ from the backup's")
+    except BaseException as exc:
+        logger.critical("ROLLBACK FAILED for %s: %s", alias, exc)
+        _record_run(
+            started=started_at, finished=datetime.now(UTC), duration=time.monotonic() - started,
+            database=alias, status="failed", plan=labels, backup=backup,
+            error=f"{failed}: {reason}; rollback failed: {exc}",
+        )
+        raise MigrationFailed(
+            f"migration {failed} failed ({reason}) AND the automatic restore failed ({exc}); "
+            f"restore by hand: manage.py restore {backup.manifest.name} --no-safety-backup"
+        ) from exc
+    _record_run(
+        started=started_at, finished=datetime.now(UTC), duration=time.monotonic() - started,
+        database=alias, status="rolled_back", plan=labels, backup=backup, error=f"{failed}: {reason}",
+    )

@@ -1,0 +1,126 @@
+"""The interface every database vendor implements; code outside ``vendors/`` never branches on vendor.
+
+Optional abilities follow one rule: unsupported -> raise ``UnsupportedOperation``; unnecessary -> no-op.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from safemigrate.exceptions import LockTimeout
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What a snapshot saw, read from the snapshot itself where the vendor allows."""
+
+    row_counts: dict[str, int] = field(default_factory=dict)
+    migrations: dict[str, list[str]] = field(default_factory=dict)
+    integrity_errors: list[str] = field(default_factory=list)
+
+
+class Scratch(abc.ABC):
+    """A restored copy of a backup that is not yet the live database (a file, a scratch database)."""
+
+    description: str = "scratch copy"
+
+
+class VendorAdapter(abc.ABC):
+    """Snapshot, restore, check and lock one database connection of one vendor."""
+
+    vendor: str = ""
+    raw_extension: str = ""
+    """File extension of a raw (uncompressed) snapshot, e.g. ``sqlite3`` or ``pgdump``."""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        self.connection = connection
+        self.alias = connection.alias
+
+    # --- identity -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def database_name(self) -> str:
+        """A human name of the database (file path or server/database), never with a password."""
+
+    def is_empty(self) -> bool:
+        """True when the database has no applied migrations (new, or Django's test database)."""
+        return not any(self.applied_migrations().values())
+
+    # --- snapshot & restore ---------------------------------------------------------------
+    @abc.abstractmethod
+    def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
+        """Write a consistent online snapshot as a raw byte stream into ``sink``.
+
+        Must not change the live database; must check the snapshot (``integrity_errors`` of what
+        was written) when the vendor allows. ``workdir`` is on the backup folder's filesystem.
+        """
+
+    @abc.abstractmethod
+    def restore_to_scratch(
+        self, source: BinaryIO, *, workdir: Path, progress: Progress | None = None
+    ) -> Scratch:
+        """Load a raw snapshot stream into a scratch copy, leaving the live database untouched."""
+
+    @abc.abstractmethod
+    def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
+        """Make the live database equal to ``scratch`` all-or-nothing, then drop the scratch."""
+
+    @abc.abstractmethod
+    def drop_scratch(self, scratch: Scratch) -> None:
+        """Remove a scratch copy; a no-op if it is already gone."""
+
+    # --- checks ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
+        """Problems found in the live database (or ``scratch``); empty when healthy."""
+
+    @abc.abstractmethod
+    def row_counts(self, scratch: Scratch | None = None) -> dict[str, int]:
+        """Rows per table (every table, so a then/now comparison sees everything)."""
+
+    @abc.abstractmethod
+    def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
+        """Applied migrations per app from ``django_migrations``; empty if the table is missing."""
+
+    # --- lock -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def try_lock(self) -> bool:
+        """Take the migration lock without waiting; True if taken. Released if the process dies."""
+
+    @abc.abstractmethod
+    def unlock(self) -> None:
+        """Release the migration lock."""
+
+    def lock_holder(self) -> str | None:
+        """Who holds the lock (pid, host, since), when the vendor can tell."""
+        return None
+
+    def note_lock_holder(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional
+        """Record who holds the lock, for ``lock_holder`` in other processes; no-op if unneeded."""
+
+    @contextlib.contextmanager
+    def lock(self, *, timeout: float, poll: float = 0.2) -> Iterator[None]:
+        """Hold the migration lock, waiting up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.try_lock():
+            if time.monotonic() >= deadline:
+                holder = self.lock_holder() or "another process"
+                raise LockTimeout(
+                    f"another safemigrate run holds the lock on {self.database_name()} "
+                    f"({holder}); waited {timeout:.0f}s. Wait for it to finish, or raise "
+                    "SAFEMIGRATE_LOCK_TIMEOUT"
+                )
+            time.sleep(poll)
+        try:
+            yield
+        finally:
+            self.unlock()

@@ -1,0 +1,304 @@
+"""SQLite: snapshots with the online backup API, restores through the same API into the live file.
+
+Never a plain copy of a live WAL database, never truncate-and-overwrite: the backup API writes pages
+through SQLite's own locking, so other processes (web, worker) see the old or the new database,
+never a mix, and keep working on the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.db import DatabaseError as DjangoDatabaseError
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from safemigrate.codec import CHUNK, SQLITE_MAGIC
+from safemigrate.exceptions import BackupError, RestoreError
+from safemigrate.vendors.base import Progress, Scratch, SnapshotInfo, VendorAdapter
+
+logger = logging.getLogger("safemigrate")
+
+
+class SQLiteScratch(Scratch):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = str(path)
+
+
+def _is_memory(name: str) -> bool:
+    return not name or name == ":memory:" or "mode=memory" in name
+
+
+def _user_tables(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _integrity_errors(conn: sqlite3.Connection, level: str) -> list[str]:
+    try:
+        pragma = "integrity_check" if level == "full" else "quick_check"
+        rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}").fetchall()]
+        errors = [] if rows == ["ok"] else [str(r) for r in rows]
+        for table, rowid, parent, _fkid in conn.execute("PRAGMA foreign_key_check").fetchall():
+            errors.append(f"foreign key violation: {table} row {rowid} -> missing {parent}")
+            if len(errors) > 50:
+                break
+        for table in _user_tables(conn):
+            conn.execute(f"SELECT COUNT(*) FROM {_quote(table)}").fetchone()  # noqa: S608
+    except sqlite3.DatabaseError as exc:
+        return [f"database unreadable: {exc}"]
+    return errors
+
+
+def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    return {
+        t: conn.execute(f"SELECT COUNT(*) FROM {_quote(t)}").fetchone()[0]  # noqa: S608
+        for t in _user_tables(conn)
+    }
+
+
+def _migrations(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    try:
+        rows = conn.execute("SELECT app, name FROM django_migrations ORDER BY app, id").fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    applied: dict[str, list[str]] = {}
+    for app, name in rows:
+        applied.setdefault(app, []).append(name)
+    return applied
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Adapter(VendorAdapter):
+    vendor = "sqlite"
+    raw_extension = "sqlite3"
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        super().__init__(connection)
+        self._lock_fd: int | None = None
+
+    # --- identity -------------------------------------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        name = str(self.connection.settings_dict.get("NAME") or "")
+        return None if _is_memory(name) else Path(name).resolve()
+
+    def database_name(self) -> str:
+        return str(self.path or ":memory:")
+
+    def _live(self) -> sqlite3.Connection:
+        """Django's own sqlite3 connection (so the test database and settings apply)."""
+        self.connection.ensure_connection()
+        return self.connection.connection  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def _open(self, scratch: Scratch | None) -> Any:
+        if scratch is None:
+            yield self._live()
+            return
+        assert isinstance(scratch, SQLiteScratch)
+        conn = sqlite3.connect(scratch.path)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    # --- snapshot -------------------------------------------------------------------------
+    def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
+        tmp = workdir / f".snapshot-{os.getpid()}-{time.time_ns()}.sqlite3"
+        try:
+            try:
+                dst = sqlite3.connect(tmp)
+                try:
+                    dst.execute("PRAGMA synchronous=OFF")
+                    self._live().backup(dst)
+                    # A self-contained file: no -wal/-shm needed to read it.
+                    dst.execute("PRAGMA journal_mode=DELETE")
+                finally:
+                    dst.close()
+            except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
+                raise BackupError(
+                    f"cannot snapshot {self.database_name()}: {exc}; "
+                    "if the database is corrupt, restore a backup (restore --list)"
+                ) from exc
+            if progress:
+                progress(f"snapshot taken ({tmp.stat().st_size:,} bytes); compressing and checking")
+            # Check the snapshot while it is compressed: both release the GIL.
+            result: dict[str, Any] = {}
+
+            def check() -> None:
+                conn = sqlite3.connect(tmp)
+                try:
+                    result["errors"] = _integrity_errors(conn, "quick")
+                    result["counts"] = _row_counts(conn)
+                    result["migrations"] = _migrations(conn)
+                except sqlite3.DatabaseError as exc:
+                    result["errors"] = [f"snapshot unreadable: {exc}"]
+                finally:
+                    conn.close()
+
+            checker = threading.Thread(target=check, name="safemigrate-check")
+            checker.start()
+            try:
+                with tmp.open("rb") as f:
+                    while chunk := f.read(CHUNK):
+                        sink.write(chunk)
+            finally:
+                checker.join()
+            return SnapshotInfo(
+                row_counts=result.get("counts", {}),
+                migrations=result.get("migrations", {}),
+                integrity_errors=result.get("errors", []),
+            )
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    # --- restore --------------------------------------------------------------------------
+    def restore_to_scratch(
+        self, source: BinaryIO, *, workdir: Path, progress: Progress | None = None
+    ) -> Scratch:
+        path = workdir / f".restore-{os.getpid()}-{time.time_ns()}.sqlite3"
+        try:
+            with path.open("xb") as f:
+                first = True
+                while chunk := source.read(CHUNK):
+                    if first and not chunk.startswith(SQLITE_MAGIC):
+                        raise RestoreError("the backup does not contain an SQLite database")
+                    first = False
+                    f.write(chunk)
+                if first:
+                    raise RestoreError("the backup is empty")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return SQLiteScratch(path)
+
+    def drop_scratch(self, scratch: Scratch) -> None:
+        assert isinstance(scratch, SQLiteScratch)
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{scratch.path}{suffix}").unlink(missing_ok=True)
+
+    def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
+        assert isinstance(scratch, SQLiteScratch)
+        try:
+            live = self._live()
+            if live.in_transaction:
+                raise RestoreError("cannot restore inside a transaction; run it outside atomic()")
+            src = sqlite3.connect(scratch.path)
+            try:
+                # One step: one write transaction on the live file, so it is all or nothing.
+                src.backup(live)
+            finally:
+                src.close()
+        except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
+            if self.path is None:
+                raise RestoreError(f"restore into the in-memory database failed: {exc}") from exc
+            # The live file is not a database SQLite can open (corrupt header, say).
+            logger.warning(
+                "live database %s cannot be written through SQLite (%s): replacing the file; "
+                "restart any other process that has it open",
+                self.path,
+                exc,
+            )
+            self._replace_file(scratch.path)
+        finally:
+            self.drop_scratch(scratch)
+        if progress:
+            progress("database restored")
+
+    def _replace_file(self, source: Path) -> None:
+        """Last resort for a corrupt live file: keep it aside, then rename a complete copy in."""
+        assert self.path is not None
+        self.connection.close()
+        target = self.path
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        staged = target.with_name(f".{target.name}.restoring")
+        shutil.copyfile(source, staged)
+        with staged.open("rb+") as f:
+            os.fsync(f.fileno())
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            old = Path(f"{target}{suffix}")
+            if old.exists():
+                os.replace(old, old.with_name(f"{old.name}.corrupt-{stamp}"))
+        os.replace(staged, target)
+        _fsync_dir(target.parent)
+        logger.warning("the damaged database was kept as %s.corrupt-%s", target, stamp)
+
+    # --- checks ---------------------------------------------------------------------------
+    def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
+        try:
+            with self._open(scratch) as conn:
+                return _integrity_errors(conn, level)
+        except Exception as exc:  # noqa: BLE001 - any failure to open is a finding, not a crash
+            return [f"database unreadable: {exc}"]
+
+    def row_counts(self, scratch: Scratch | None = None) -> dict[str, int]:
+        with self._open(scratch) as conn:
+            return _row_counts(conn)
+
+    def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
+        with self._open(scratch) as conn:
+            return _migrations(conn)
+
+    # --- lock: an OS file lock beside the database; the kernel drops it if the process dies --
+    def _lock_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.name + ".safemigrate-lock")
+
+    def try_lock(self) -> bool:
+        path = self._lock_path()
+        if path is None:
+            return True  # an in-memory database belongs to this process alone
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        return True
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._lock_fd, 0)
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    def lock_holder(self) -> str | None:
+        path = self._lock_path()
+        try:
+            info = json.loads(path.read_text()) if path else None
+        except (OSError, ValueError):
+            return None
+        if not info:
+            return None
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(info.get("since", 0)))
+        return f"pid {info.get('pid')} on {info.get('host')}, since {since}"
