@@ -74,6 +74,13 @@ WSGI_APPLICATION = "fitnessdb.wsgi.application"
 
 def _database_from_url(url: str) -> dict:
     """Parse DATABASE_URL, turning a malformed one into one clear configuration error."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in environ.Env.DB_SCHEMES:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={url.split('@')[-1]!r} is not a supported database URL; "
+            "use e.g. sqlite:////path/db.sqlite3, postgres://user@host:5432/name or "
+            "mysql://user@host:3306/name"
+        )
     try:
         config = env.db_url_config(url)
     except Exception as exc:  # django-environ raises several types for bad URLs

@@ -1,9 +1,36 @@
-"""App configuration: registers the system checks."""
+"""App configuration: registers the system checks and the schedule sync after ``migrate``."""
 
 from __future__ import annotations
 
-from django.apps import AppConfig
+import logging
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+
+logger = logging.getLogger("safemigrate")
+
+
+def sync_schedules_after_migrate(*, using: str, **kwargs: Any) -> None:
+    """post_migrate: bring django-q2's schedules in line with settings.
+
+    Never fails the migration: a problem is logged (``manage.py syncschedules`` says it in full).
+    """
+    if not apps.is_installed("django_q"):
+        return
+    from safemigrate.schedules import schedule_database, schedules_table_ready, sync_schedules
+
+    try:
+        if using != schedule_database() or not schedules_table_ready(using=using):
+            return  # django_q not migrated (yet) on this database: the next migrate syncs
+        outcome = sync_schedules()
+    except Exception as exc:  # noqa: BLE001 - housekeeping must not undo a good migration
+        logger.error("safemigrate schedules not synced: %s; run manage.py syncschedules", exc)
+        return
+    changed = {name: what for name, what in outcome.items() if what not in ("unchanged", "absent")}
+    if changed:
+        logger.info("safemigrate schedules: %s", changed)
 
 
 class SafeMigrateConfig(AppConfig):
@@ -13,3 +40,7 @@ class SafeMigrateConfig(AppConfig):
 
     def ready(self) -> None:
         from safemigrate import checks  # noqa: F401 - registers the checks
+
+        post_migrate.connect(
+            sync_schedules_after_migrate, sender=self, dispatch_uid="safemigrate.sync_schedules"
+        )

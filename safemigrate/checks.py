@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
+from croniter import croniter
 from django.core import checks
 from django.core.management import get_commands
 
 from safemigrate.conf import COMPRESSIONS, INTEGRITY_LEVELS, backup_dir_for, get_settings
+
+logger = logging.getLogger("safemigrate")
 
 
 @checks.register()
@@ -56,5 +60,43 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 hint="Set SAFEMIGRATE_KEEP to how many backups to keep (default 10).",
                 id="safemigrate.E005",
             )
+        )
+    for name, expression in (
+        ("SAFEMIGRATE_SCHEDULE", conf.schedule),
+        ("SAFEMIGRATE_VERIFY_SCHEDULE", conf.verify_schedule),
+    ):
+        if expression is not None and not croniter.is_valid(expression):
+            messages.append(
+                checks.Error(
+                    f"{name}={expression!r} is not a valid cron expression",
+                    hint="Use five fields (minute hour day month weekday), e.g. '0 3 * * *' "
+                    "for every day at 03:00, or unset it.",
+                    id="safemigrate.E006",
+                )
+            )
+    return messages
+
+
+@checks.register(checks.Tags.database)
+def check_health(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W001 (no recent verified backup) and W002 (last migration run rolled back or failed).
+
+    Database checks, like Django's own: they run with ``migrate`` and ``check --database``, never
+    block anything (Warnings), and never raise, whatever state the database is in.
+    """
+    from safemigrate.health import backup_health
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        try:
+            health = backup_health(alias=alias)
+        except Exception:  # noqa: BLE001 - a health signal must never stop a migration
+            logger.debug("health check skipped for %s", alias, exc_info=True)
+            continue
+        messages.extend(
+            checks.Warning(problem.message, hint=problem.hint, id=problem.id)
+            for problem in health.problems
         )
     return messages

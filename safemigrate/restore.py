@@ -56,6 +56,9 @@ class RestorePreview:
     unknown_to_code: list[str]
     row_counts: list[tuple[str, int | None, int | None]]
     warnings: list[str] = field(default_factory=list)
+    """Reasons to doubt this backup fits this database (another database, newer code)."""
+    current_error: str | None = None
+    """Why the live database cannot be read, if it cannot (often the reason to restore)."""
 
 
 @contextlib.contextmanager
@@ -251,12 +254,13 @@ def restore_preview(*, backup: Manifest, alias: str = "default") -> RestorePrevi
     """Migrations and row counts then (the backup) vs now (the live database)."""
     adapter = get_adapter(alias)
     warnings: list[str] = []
+    current_error = None
     try:
         current = adapter.applied_migrations()
         now_counts: dict[str, int] = adapter.row_counts()
     except Exception as exc:  # noqa: BLE001 - a broken live database is why people restore
         current, now_counts = {}, {}
-        warnings.append(f"the current database cannot be read ({exc})")
+        current_error = f"the current database cannot be read ({exc})"
     then = {(a, n) for a, names in backup.migrations.items() for n in names}
     now = {(a, n) for a, names in current.items() for n in names}
     try:
@@ -283,4 +287,5 @@ def restore_preview(*, backup: Manifest, alias: str = "default") -> RestorePrevi
         unknown_to_code=unknown,
         row_counts=[(t, backup.row_counts.get(t), now_counts.get(t)) for t in tables],
         warnings=warnings,
+        current_error=current_error,
     )

@@ -32,7 +32,7 @@ def backups_to_delete(backups: list[Manifest], *, keep: int) -> list[Manifest]:
 
 
 def delete_backup_files(manifest: Manifest) -> None:
-    """Remove a backup's file, its JSON dump and its manifest (manifest last), and its catalogue row."""
+    """Remove a backup's file, JSON dump and manifest (manifest last), and its catalogue row."""
     manifest.file_path.unlink(missing_ok=True)
     if manifest.json_dump and manifest.json_dump.get("file"):
         manifest.file_path.with_name(manifest.json_dump["file"]).unlink(missing_ok=True)
@@ -41,10 +41,20 @@ def delete_backup_files(manifest: Manifest) -> None:
     catalogue.forget(manifest.name)
 
 
-def rotate_backups(*, alias: str = "default", keep: int | None = None, dry_run: bool = False) -> RotationResult:
-    """Delete old backups of ``alias`` beyond ``keep`` (SAFEMIGRATE_KEEP), under the lock."""
+def rotate_backups(
+    *,
+    alias: str = "default",
+    keep: int | None = None,
+    dry_run: bool = False,
+    lock_timeout: float | None = None,
+) -> RotationResult:
+    """Delete old backups of ``alias`` beyond ``keep`` (SAFEMIGRATE_KEEP), under the lock.
+
+    The lock means two workers never rotate the same files and rotation never deletes a backup
+    that is being restored; LockTimeout after ``lock_timeout`` (SAFEMIGRATE_LOCK_TIMEOUT) seconds.
+    """
     keep = get_settings().keep if keep is None else keep
-    with migration_lock(alias=alias):
+    with migration_lock(alias=alias, timeout=lock_timeout):
         backups = list_manifests(backup_dir_for(alias), alias=alias)
         doomed = backups_to_delete(backups, keep=keep)
         if not dry_run:

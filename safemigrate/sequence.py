@@ -163,7 +163,10 @@ def safe_migrate(
             _post_check(alias, plan)
         except BaseException as exc:
             failed = _failed_step(alias, plan)
-            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, KeyboardInterrupt):
+                reason = f"interrupted ({str(exc) or 'Ctrl-C'})"
+            else:
+                reason = str(exc) or type(exc).__name__
             logger.error("migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name)
             if progress:
                 progress(f"Migration {failed} failed: restoring {backup.manifest.name}")

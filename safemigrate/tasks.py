@@ -1,27 +1,138 @@
-"""django-q2 tasks: plain functions with primitive arguments that call the library."""
+"""django-q2 tasks: plain functions with primitive arguments that call the library.
+
+Each returns a small JSON-able summary (django-q2 stores it as the task's result, visible in its
+admin). Failures are logged on the ``safemigrate`` logger and re-raised, so django-q2 records a
+Failure with the message.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
+from django.db import transaction
+from django_q.tasks import async_task
+
 from safemigrate.conf import get_settings
+from safemigrate.exceptions import LockTimeout, SafeMigrateError
 
 logger = logging.getLogger("safemigrate")
 
+GROUP = "safemigrate"
+VERIFY_LIMIT = 3
+"""How many unverified backups one ``verify_backups`` run checks by default."""
 
-def rotate_backups(alias: str = "default") -> dict[str, Any]:
-    """Rotation after a migration (or on demand): keep SAFEMIGRATE_KEEP backups."""
+
+@contextlib.contextmanager
+def _logged(task: str, alias: str) -> Iterator[None]:
+    """Log a failing task with its name and database, then let django-q2 record the Failure."""
+    try:
+        yield
+    except Exception as exc:
+        logger.error("safemigrate task %s(%r) failed: %s", task, alias, exc)
+        raise
+
+
+def rotate_backups(alias: str = "default", lock_timeout: float | None = None) -> dict[str, Any]:
+    """Rotation after a migration (or on demand): keep SAFEMIGRATE_KEEP backups.
+
+    Runs under the migration lock, so two workers never rotate the same files and a backup
+    being restored is never deleted; LockTimeout (a Failure) after ``lock_timeout`` seconds.
+    """
     from safemigrate.rotation import rotate_backups as rotate
 
-    result = rotate(alias=alias)
+    with _logged("rotate_backups", alias):
+        result = rotate(alias=alias, lock_timeout=lock_timeout)
     return {"alias": alias, "deleted": result.deleted, "kept": len(result.kept)}
 
 
-def queue_after_migrate(alias: str) -> None:
-    """Queue rotation (and a JSON dump if configured) after a successful safemigrate."""
-    from django_q.tasks import async_task
+def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) -> dict[str, Any]:
+    """A verified backup with reason "scheduled"; skipped (logged) while a migration holds the lock.
 
-    async_task("safemigrate.tasks.rotate_backups", alias, group="safemigrate")
-    if get_settings().json_after_migrate:
-        async_task("safemigrate.tasks.dump_json", alias, group="safemigrate")
+    Waits up to ``lock_timeout`` seconds (SAFEMIGRATE_LOCK_TIMEOUT) for a running migration,
+    restore or rotation, then returns ``{"skipped": reason}`` instead of failing: the next
+    scheduled run will take the backup, and the migration made its own.
+    """
+    from safemigrate.backup import create_backup
+    from safemigrate.lock import migration_lock
+
+    with _logged("scheduled_backup", alias):
+        try:
+            with migration_lock(alias=alias, timeout=lock_timeout):
+                result = create_backup(alias=alias, reason="scheduled", lock=False)
+        except LockTimeout as exc:
+            reason = f"scheduled backup of {alias!r} skipped: {exc}"
+            logger.warning("%s", reason)
+            return {"alias": alias, "skipped": reason}
+    manifest = result.manifest
+    return {
+        "alias": alias,
+        "name": manifest.name,
+        "path": str(manifest.file_path),
+        "size": manifest.size,
+        "sha256": manifest.sha256,
+        "duration": round(result.duration, 3),
+    }
+
+
+def verify_backups(alias: str = "default", limit: int = VERIFY_LIMIT) -> dict[str, Any]:
+    """Verify the newest ``limit`` unverified backups (checksum + scratch restore + integrity).
+
+    Every chosen backup is tried; if any fails, the task fails naming each damaged backup.
+    """
+    from safemigrate.catalogue import list_backups
+    from safemigrate.restore import verify_backup
+
+    with _logged("verify_backups", alias):
+        pending = [m for m in list_backups(alias=alias) if not m.verified][: max(limit, 0)]
+        verified: list[str] = []
+        failed: list[str] = []
+        for manifest in pending:
+            try:
+                verify_backup(backup=manifest, alias=alias)
+            except SafeMigrateError as exc:
+                logger.error("backup %s failed verification: %s", manifest.name, exc)
+                failed.append(f"{manifest.name} ({exc})")
+            else:
+                verified.append(manifest.name)
+        if failed:
+            raise SafeMigrateError(
+                f"{len(failed)} of {len(pending)} backup(s) of {alias!r} failed verification: "
+                f"{'; '.join(failed)}. Do not restore them; take a new backup (manage.py backup)"
+            )
+    return {"alias": alias, "verified": verified}
+
+
+def dump_json(alias: str = "default") -> dict[str, Any]:
+    """A portable JSON dump of database ``alias`` (safemigrate.jsondump)."""
+    with _logged("dump_json", alias):
+        from safemigrate.jsondump import create_json_dump
+
+        result = create_json_dump(alias=alias)
+    return {"alias": alias, "result": _jsonable(result)}
+
+
+def _jsonable(value: Any) -> Any:
+    """A library result (dataclass, Path, …) as something django-q2 can store and show."""
+    import dataclasses
+    import json
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.loads(json.dumps(value, default=str))
+
+
+def queue_after_migrate(alias: str) -> None:
+    """Queue rotation (and a JSON dump if SAFEMIGRATE_JSON_AFTER_MIGRATE) after a safemigrate run.
+
+    Queued on commit, so a worker never sees work from a transaction that rolls back.
+    """
+
+    def enqueue() -> None:
+        async_task("safemigrate.tasks.rotate_backups", alias, group=GROUP)
+        if get_settings().json_after_migrate:
+            async_task("safemigrate.tasks.dump_json", alias, group=GROUP)
+
+    transaction.on_commit(enqueue)

@@ -129,6 +129,16 @@ class Adapter(VendorAdapter):
 
     # --- snapshot -------------------------------------------------------------------------
     def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
+        if self.path is not None and self.path.exists():
+            # The raw snapshot needs the database's size in the backup folder for a moment.
+            needed = self.path.stat().st_size
+            free = shutil.disk_usage(workdir).free
+            if free < needed * 1.1:
+                raise BackupError(
+                    f"backup failed: disk full: {workdir} has {free:,} bytes free and the backup "
+                    f"needs about {needed:,}; nothing was changed. Free space (cleanupbackups) or "
+                    "set SAFEMIGRATE_BACKUP_DIR to a larger disk"
+                )
         tmp = workdir / f".snapshot-{os.getpid()}-{time.time_ns()}.sqlite3"
         try:
             try:
@@ -141,9 +151,12 @@ class Adapter(VendorAdapter):
                 finally:
                     dst.close()
             except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
+                what = "disk full" if "full" in str(exc) else str(exc)
                 raise BackupError(
-                    f"cannot snapshot {self.database_name()}: {exc}; "
-                    "if the database is corrupt, restore a backup (restore --list)"
+                    f"backup failed: {what} while copying {self.database_name()} into {workdir}; "
+                    "nothing was changed. Free space there (cleanupbackups) or set "
+                    "SAFEMIGRATE_BACKUP_DIR; if the database itself is damaged, restore a "
+                    "backup (restore --list)"
                 ) from exc
             if progress:
                 progress(f"snapshot taken ({tmp.stat().st_size:,} bytes); compressing and checking")
@@ -175,7 +188,8 @@ class Adapter(VendorAdapter):
                 integrity_errors=result.get("errors", []),
             )
         finally:
-            tmp.unlink(missing_ok=True)
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
 
     # --- restore --------------------------------------------------------------------------
     def restore_to_scratch(

@@ -71,6 +71,8 @@ class Command(SafeMigrateCommand):
         for table, then, now in changed[:20]:
             self.stdout.write(f"  {table}: {now if now is not None else '-'} rows now -> "
                               f"{then if then is not None else '-'} after restore")
+        if preview.current_error:
+            self.stdout.write(f"  note: {preview.current_error}")
         for warning in preview.warnings:
             self.stderr.write(self.style.WARNING(f"  warning: {warning}"))
         if not no_safety_backup:

@@ -7,6 +7,7 @@ column, half-changed data and the migration unrecorded: the case that loses data
 from __future__ import annotations
 
 import os
+import time
 
 from django.db import migrations, models
 
@@ -17,6 +18,12 @@ def fill_notes(apps, schema_editor):
         item.note = f"note for {item.name}"
         item.qty = item.qty * 10
         item.save()
+        if os.environ.get("MIGRAPP_SLOW") and n == 0:
+            # For interrupt tests: a window in which a signal lands mid-migration.
+            marker = os.environ.get("MIGRAPP_SLOW_MARKER")
+            if marker:
+                open(marker, "w").close()  # noqa: PTH123, SIM115
+            time.sleep(float(os.environ["MIGRAPP_SLOW"]))
         if os.environ.get("MIGRAPP_FAIL") == "1" and n >= 1:
             raise RuntimeError("MIGRAPP_FAIL: data migration failed half-way")
     if os.environ.get("MIGRAPP_FAIL") == "1":

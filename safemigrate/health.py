@@ -1,0 +1,207 @@
+"""The health signal: is there a recent verified backup, and did the last migration run go well?
+
+Computed from the backup folder (the source of truth) and the MigrationRun log; shown by the
+system checks ``safemigrate.W001``/``W002`` and as a banner on the admin's backup list. Reading it
+never changes anything and never raises for a missing table or folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.apps import apps
+from django.db import DatabaseError, connections, router
+
+from safemigrate import catalogue
+from safemigrate.conf import backup_dir_for, get_settings
+from safemigrate.manifest import Manifest
+
+logger = logging.getLogger("safemigrate")
+
+# Apps whose rows are bookkeeping, not user data: a database holding only these is "empty".
+_BOOKKEEPING_APPS = ("safemigrate", "django_q")
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The most recent recorded migration run (runs with nothing to apply are not recorded)."""
+
+    status: str
+    status_display: str
+    started: datetime
+    error: str
+    backup_name: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing the health signal warns about, with the check ID that reports it."""
+
+    id: str
+    message: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class BackupHealth:
+    alias: str
+    max_age_hours: float
+    newest_verified: Manifest | None
+    age_hours: float | None
+    has_data: bool
+    last_run: LastRun | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def database_has_data(*, alias: str = "default") -> bool:
+    """True when a table of one of the project's own apps holds a row.
+
+    Django's contrib apps (users, permissions, sessions, …), django-q2 and safemigrate do not
+    count: a freshly migrated project with a superuser is still "empty".
+    """
+    connection = connections[alias]
+    try:
+        with connection.cursor() as cursor:
+            tables = set(connection.introspection.table_names(cursor))
+    except DatabaseError:
+        return False
+    for model in apps.get_models():
+        meta = model._meta
+        module = meta.app_config.name if meta.app_config else ""
+        if (
+            module.startswith("django.")
+            or meta.app_label in _BOOKKEEPING_APPS
+            or not meta.managed
+            or meta.proxy
+            or meta.db_table not in tables
+            or not router.allow_migrate_model(alias, model)
+        ):
+            continue
+        try:
+            if model._base_manager.using(alias).exists():
+                return True
+        except DatabaseError:
+            continue
+    return False
+
+
+def last_migration_run(*, alias: str = "default") -> LastRun | None:
+    """The newest finished MigrationRun of ``alias``, or None (also when the table is missing)."""
+    from safemigrate.models import MigrationRun
+
+    try:
+        run = (
+            MigrationRun.objects.using(router.db_for_read(MigrationRun))
+            .filter(database=alias)
+            .exclude(status=MigrationRun.Status.RUNNING)
+            .order_by("-started", "-id")
+            .first()
+        )
+    except DatabaseError:
+        return None
+    if run is None:
+        return None
+    return LastRun(
+        status=run.status,
+        status_display=str(run.get_status_display()),
+        started=run.started,
+        error=run.error,
+        backup_name=run.backup_name,
+    )
+
+
+def _hours(hours: float) -> str:
+    if hours < 1:
+        return f"{round(hours * 60)} minutes"
+    if hours < 48:
+        return f"{hours:.0f} hours"
+    return f"{hours / 24:.0f} days"
+
+
+def backup_health(*, alias: str = "default", now: datetime | None = None) -> BackupHealth:
+    """The health of database ``alias``: W001 (no recent verified backup), W002 (last run failed).
+
+    SAFEMIGRATE_MAX_BACKUP_AGE_HOURS=0 turns the age warning off.
+    """
+    max_age = get_settings().max_backup_age_hours
+    now = now or datetime.now(UTC)
+    newest = next(
+        (m for m in catalogue.list_backups(alias=alias) if m.verified and m.database == alias),
+        None,
+    )
+    age = (now - newest.created_at).total_seconds() / 3600 if newest else None
+    has_data = newest is not None or database_has_data(alias=alias)
+    last_run = last_migration_run(alias=alias)
+    problems: list[Problem] = []
+    if max_age > 0 and newest is not None and age is not None and age > max_age:
+        problems.append(
+            Problem(
+                id="safemigrate.W001",
+                message=(
+                    f"the newest verified backup of database {alias!r} is {_hours(age)} old "
+                    f"({newest.name}); SAFEMIGRATE_MAX_BACKUP_AGE_HOURS is {max_age:g}"
+                ),
+                hint=(
+                    "Make one with `manage.py backup` or the admin's \"Back up now\", or "
+                    "schedule backups with SAFEMIGRATE_SCHEDULE."
+                ),
+            )
+        )
+    elif max_age > 0 and newest is None and has_data:
+        problems.append(
+            Problem(
+                id="safemigrate.W001",
+                message=(
+                    f"database {alias!r} holds data but has no verified backup in "
+                    f"{backup_dir_for(alias)}"
+                ),
+                hint=(
+                    "Make one with `manage.py backup` or the admin's \"Back up now\", or "
+                    "schedule backups with SAFEMIGRATE_SCHEDULE."
+                ),
+            )
+        )
+    if last_run is not None and last_run.status == "rolled_back":
+        problems.append(
+            Problem(
+                id="safemigrate.W002",
+                message=(
+                    f"the last migration run on database {alias!r} "
+                    f"({last_run.started:%Y-%m-%d %H:%M} UTC) was rolled back: {last_run.error}"
+                ),
+                hint=(
+                    f"The database was restored from {last_run.backup_name or 'its backup'} and "
+                    "is as it was before; fix the migration and run migrate again."
+                ),
+            )
+        )
+    elif last_run is not None and last_run.status == "failed":
+        problems.append(
+            Problem(
+                id="safemigrate.W002",
+                message=(
+                    f"the last migration run on database {alias!r} "
+                    f"({last_run.started:%Y-%m-%d %H:%M} UTC) failed and its automatic restore "
+                    f"failed too: {last_run.error}"
+                ),
+                hint=(
+                    f"Restore by hand: manage.py restore {last_run.backup_name or '--latest'} "
+                    "--no-safety-backup (see the recovery guide)."
+                ),
+            )
+        )
+    return BackupHealth(
+        alias=alias,
+        max_age_hours=max_age,
+        newest_verified=newest,
+        age_hours=age,
+        has_data=has_data,
+        last_run=last_run,
+        problems=problems,
+    )

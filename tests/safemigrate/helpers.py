@@ -1,0 +1,77 @@
+"""Run manage.py in a real subprocess against a throwaway SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def project_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAFEMIGRATE_", "MIGRAPP_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        SAFEMIGRATE_BACKUP_DIR=str(tmp_path / "backups"),
+        SECRET_KEY="test",
+        DEBUG="1",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def manage(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+    )
+
+
+def popen(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def prepared_db(tmp_path: Path, items: int = 3) -> dict[str, str]:
+    """A database fully migrated but migrapp at 0001 with ``items`` rows: 0002 pending."""
+    env = project_env(tmp_path)
+    for args in (("migrate", "--no-backup", "-v0"), ("migrate", "migrapp", "0001", "--no-backup", "-v0")):
+        result = manage(*args, env=env)
+        assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
+        conn.executemany(
+            "INSERT INTO migrapp_item (name, qty) VALUES (?, ?)", [(f"item{n}", n) for n in range(items)]
+        )
+    return env
+
+
+def table_dump(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table (safemigrate's own log tables left out)."""
+    with sqlite3.connect(db) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+            if not r[0].startswith(("sqlite_", "safemigrate_"))
+        ]
+        return {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY 1').fetchall() for t in tables}  # noqa: S608
+
+
+def schema(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
