@@ -10,4 +10,5 @@ from fitnessdb import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
 ]
