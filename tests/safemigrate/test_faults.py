@@ -207,3 +207,35 @@ def test_safemigrate__interrupt_during_migration_rolls_back(tmp_path, sig):
     assert proc.returncode == 1, stderr
     assert_one_line_error(stderr, "migration migrapp.0002_item_note failed (interrupted")
     assert table_dump(db) == before
+
+
+def test_safemigrate__brand_new_database_needs_no_backup(tmp_path):
+    from tests.safemigrate.helpers import project_env
+
+    env = project_env(tmp_path)
+    result = manage("migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert backups_in(tmp_path) == []
+    again = manage("migrate", env=env)  # nothing to apply: no backup either
+    assert again.returncode == 0 and "No migrations to apply" in again.stdout
+    assert backups_in(tmp_path) == []
+
+
+def test_restore__process_holding_the_database_open_sees_the_restored_data(tmp_path):
+    """Restored in place through SQLite: a web/worker connection open across it is not orphaned."""
+    env = prepared_db(tmp_path)
+    db = tmp_path / "db.sqlite3"
+    assert manage("backup", env=env).returncode == 0
+    held = sqlite3.connect(db)  # stands in for a running web process
+    held.execute("INSERT INTO migrapp_item (name, qty) VALUES ('added later', 1)")
+    held.commit()
+    assert held.execute("SELECT COUNT(*) FROM migrapp_item").fetchone()[0] == 4
+    result = manage("restore", "--latest", "--noinput", env=env)
+    assert result.returncode == 0, result.stderr
+    assert held.execute("SELECT COUNT(*) FROM migrapp_item").fetchone()[0] == 3
+    held.execute("INSERT INTO migrapp_item (name, qty) VALUES ('after restore', 1)")
+    held.commit()
+    fresh = sqlite3.connect(db)
+    assert fresh.execute("SELECT COUNT(*) FROM migrapp_item").fetchone()[0] == 4
+    held.close()
+    fresh.close()
