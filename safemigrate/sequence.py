@@ -125,17 +125,20 @@ def safe_migrate(
     except Exception:  # noqa: BLE001 - a bad target: Django's migrate reports it in its own words
         run_migrate()
         return SafeMigrateResult("passthrough", [], None, time.monotonic() - started)
-    if plan.is_empty or not plan.has_applied_migrations:
-        # Nothing to apply, or a brand-new database with nothing to lose: Django as usual.
+    if plan.is_empty:  # nothing to apply (every container start): Django as usual
         run_migrate()
-        status = "nothing" if plan.is_empty else "passthrough"
-        return SafeMigrateResult(status, plan.labels(), None, time.monotonic() - started)
+        return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
 
     with migration_lock(alias=alias):
         plan = pending_plan(alias=alias, app_label=app_label, target=target)
         if plan.is_empty:  # another process applied it while we waited for the lock
             run_migrate()
             return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
+        if not plan.has_applied_migrations:
+            # A brand-new database has nothing to lose: Django as usual, with no backup, but under
+            # the lock, so containers starting together on a fresh volume build it only once.
+            run_migrate()
+            return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
         labels = plan.labels()
         started_at = datetime.now(UTC)
         logger.info("safemigrate on %s: %s", alias, ", ".join(labels))
