@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.exceptions import LockTimeout
@@ -90,6 +91,18 @@ class VendorAdapter(abc.ABC):
     @abc.abstractmethod
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
         """Applied migrations per app from ``django_migrations``; empty if the table is missing."""
+
+    # --- consistent reads -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Read the live database as of one moment for the whole block (a JSON dump's tables).
+
+        The default is one transaction (``atomic``); vendors whose default isolation lets later
+        statements see newer commits (PostgreSQL's READ COMMITTED) or whose transactions take a
+        write lock (SQLite in IMMEDIATE mode) override it. Never writes.
+        """
+        with transaction.atomic(using=self.alias):
+            yield
 
     # --- lock -----------------------------------------------------------------------------
     @abc.abstractmethod

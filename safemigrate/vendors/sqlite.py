@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.db import DatabaseError as DjangoDatabaseError
+from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.codec import CHUNK, SQLITE_MAGIC
@@ -277,6 +278,24 @@ class Adapter(VendorAdapter):
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
         with self._open(scratch) as conn:
             return _migrations(conn)
+
+    # --- consistent reads: a deferred transaction is a read snapshot (WAL: writers go on) ----
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Any:
+        self.connection.ensure_connection()
+        mode = getattr(self.connection, "transaction_mode", None)
+        self.connection.transaction_mode = "DEFERRED"  # type: ignore[attr-defined]
+        try:
+            atomic = transaction.atomic(using=self.alias)
+            atomic.__enter__()
+        finally:
+            self.connection.transaction_mode = mode  # type: ignore[attr-defined]
+        try:
+            yield
+        except BaseException as exc:
+            atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        atomic.__exit__(None, None, None)
 
     # --- lock: an OS file lock beside the database; the kernel drops it if the process dies --
     def _lock_path(self) -> Path | None:

@@ -1,0 +1,1122 @@
+"""Portable JSON dumps: every installed model out in Django's serialization format, and back in.
+
+Export streams each model in primary-key order from a chunked ``values_list().iterator()`` through
+orjson into the backup codec (compression, checksum, optional encryption), inside one read snapshot,
+so memory stays flat and the same data gives the same bytes. The file is the JSON array that
+``loaddata`` reads, written one object per line, which lets the import stream it back line by line.
+
+Import checks the dump (manifest, checksum, models, migrations) before it touches anything, then
+inserts in batches inside one transaction with foreign-key checks deferred to the end: all or
+nothing. Rows go in through each field's own ``get_db_prep_save`` without ``pre_save`` (as
+``loaddata``'s raw saves do), so ``auto_now`` values and primary keys arrive exactly; no model
+signals are sent.
+
+Natural keys follow ``dumpdata --natural-foreign``: a reference to a model that defines
+``natural_key()`` is written as that key. ``contenttypes.contenttype`` and ``auth.permission``,
+whose rows ``migrate`` creates in every database with its own ids, also use natural primary keys
+(``--natural-primary``) and are merged on import; every other model keeps its primary keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import itertools
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import django
+import orjson
+from django.apps import apps
+from django.conf import settings
+from django.core import serializers
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.management.color import no_style
+from django.db import DatabaseError, connections, models, router, transaction
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.recorder import MigrationRecorder
+from django.utils.duration import duration_string
+
+import safemigrate
+from safemigrate import catalogue
+from safemigrate.backup import (
+    BackupResult,
+    _cleanup,
+    _fsync_dir,
+    _os_error_message,
+    create_backup,
+    ensure_backup_dir,
+)
+from safemigrate.codec import CHUNK, BackupReader, BackupWriter, file_sha256, file_suffix
+from safemigrate.conf import get_settings
+from safemigrate.exceptions import (
+    BackupError,
+    ChecksumMismatch,
+    IntegrityCheckFailed,
+    RestoreError,
+    SafeMigrateError,
+)
+from safemigrate.lock import migration_lock
+from safemigrate.manifest import Manifest, _atomic_write, backup_name, clean_reason, update_manifest
+from safemigrate.vendors import get_adapter
+from safemigrate.vendors.base import Progress
+
+logger = logging.getLogger("safemigrate")
+
+FORMAT = "safemigrate-json-dump"
+FORMAT_VERSION = 1
+DUMP_MANIFEST_SUFFIX = ".dump-manifest.json"
+CHUNK_SIZE = 2000
+"""Rows read per fetch on export and inserted per batch on import."""
+PROGRESS_EVERY = 200_000
+EXCLUDED_APPS = frozenset({"django_q", "safemigrate"})
+"""Installation state, not data: django-q2's queue, task results and schedules (re-registered from
+settings), and safemigrate's own catalogue and run log (rebuilt from the backup folder)."""
+NATURAL_PRIMARY = frozenset({"contenttypes.contenttype", "auth.permission"})
+"""Models whose rows ``migrate`` creates in every database with its own ids: dumped without primary
+keys and merged on import by natural key, like ``dumpdata --natural-primary``."""
+
+# Values orjson writes as Django's serializer does (is_protected_type, plus str and UUID).
+_PLAIN = (type(None), bool, int, float, str, Decimal, dt.date, dt.datetime, dt.time, UUID)
+_HEAD, _SEP, _TAIL, _EMPTY_TAIL = b"[\n", b",\n", b"\n]\n", b"]\n"
+_INTEGERS = frozenset({
+    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
+    "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
+    "PositiveSmallIntegerField",
+})  # fmt: skip
+_TEXTS = frozenset(
+    {"CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField"}
+)
+# Internal types whose Python values orjson (or _orjson_default) writes as Django's serializer does.
+_NATIVE = _INTEGERS | _TEXTS | {
+    "BooleanField", "NullBooleanField", "FloatField", "DecimalField", "DateField",
+    "DateTimeField", "TimeField", "DurationField", "UUIDField", "BinaryField", "JSONField",
+    "GenericIPAddressField", "IPAddressField", "FileField", "ImageField",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JsonDumpResult:
+    """A written dump: its file, checksums, rows per model and the migrations it was made at."""
+
+    path: Path
+    manifest_path: Path
+    sha256: str
+    size: int
+    raw_size: int
+    raw_sha256: str
+    compression: str
+    encryption: str | None
+    created: str
+    database: str
+    vendor: str
+    models: dict[str, int]
+    migrations: dict[str, list[str]]
+    duration: float
+    backup: Manifest | None = None
+    """The backup's manifest, updated with ``json_dump``, when the dump was made for a backup."""
+
+    @property
+    def rows(self) -> int:
+        return sum(self.models.values())
+
+    def as_json(self) -> dict[str, Any]:
+        """What the backup manifest's ``json_dump`` field and ``backup --format json`` hold."""
+        return {
+            "file": self.path.name,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "size": self.size,
+            "raw_size": self.raw_size,
+            "compression": self.compression,
+            "encryption": self.encryption,
+            "created": self.created,
+            "rows": self.rows,
+            "models": self.models,
+            "migrations": self.migrations,
+            "duration": round(self.duration, 3),
+        }
+
+
+@dataclass(frozen=True)
+class JsonLoadResult:
+    """A loaded dump: rows per model, and the safety backup taken when data was replaced."""
+
+    path: Path
+    database: str
+    models: dict[str, int]
+    duration: float
+    replaced: bool = False
+    safety_backup: BackupResult | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(self.models.values())
+
+
+# --- which models, in which order ---------------------------------------------------------------
+def dumped_models(*, alias: str = "default") -> list[type[models.Model]]:
+    """Every model a dump holds, parents before the models that refer to them.
+
+    Concrete, managed, non-proxy models that the router lets live in ``alias``, minus
+    ``EXCLUDED_APPS``. Ordered like ``serializers.sort_dependencies`` (natural-key dependencies
+    first) and, beyond it, by every foreign key and many-to-many relation; cycles and
+    self-references are broken in app order, which is harmless because foreign keys are checked
+    at the end of the load.
+    """
+    candidates = [
+        model
+        for app_config in apps.get_app_configs()
+        if app_config.label not in EXCLUDED_APPS
+        for model in app_config.get_models()
+        if model._meta.managed
+        and not model._meta.proxy
+        and not model._meta.swapped
+        and router.allow_migrate_model(alias, model)
+    ]
+    included = set(candidates)
+    deps: dict[type[models.Model], set[type[models.Model]]] = {m: set() for m in candidates}
+    for model in candidates:
+        for label in getattr(getattr(model, "natural_key", None), "dependencies", ()):
+            deps[model].add(apps.get_model(label))
+        for f in [*model._meta.local_fields, *model._meta.local_many_to_many]:
+            if f.remote_field is not None:
+                deps[model].add(f.remote_field.model._meta.concrete_model)
+        deps[model] = {d for d in deps[model] if d in included and d is not model}
+    ordered: list[type[models.Model]] = []
+    done: set[type[models.Model]] = set()
+    remaining = list(candidates)
+    while remaining:
+        ready = next((m for m in remaining if deps[m] <= done), remaining[0])
+        ordered.append(ready)
+        done.add(ready)
+        remaining.remove(ready)
+    return ordered
+
+
+def _label(model: type[models.Model]) -> str:
+    return model._meta.label_lower
+
+
+def _serialized_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
+    """The columns a row carries under "fields", as Django's serializer chooses them."""
+    return [
+        f
+        for f in model._meta.concrete_model._meta.local_fields
+        if f.serialize and not getattr(f, "generated", False)
+    ]
+
+
+def _auto_m2m(model: type[models.Model]) -> list[models.ManyToManyField[Any, Any]]:
+    """Many-to-many fields stored with the row (auto-created through tables only)."""
+    return [
+        f
+        for f in model._meta.concrete_model._meta.local_many_to_many
+        if f.serialize and f.remote_field.through._meta.auto_created
+    ]
+
+
+def _has_natural_key(model: type[models.Model]) -> bool:
+    return hasattr(model, "natural_key")
+
+
+def _applied_migrations(alias: str) -> dict[str, list[str]]:
+    recorder = MigrationRecorder(connections[alias])
+    if not recorder.has_table():
+        return {}
+    applied: dict[str, list[str]] = {}
+    for app, name in recorder.migration_qs.order_by("app", "id").values_list("app", "name"):
+        applied.setdefault(app, []).append(name)
+    return applied
+
+
+# --- export -----------------------------------------------------------------------------------
+def _orjson_default(value: Any) -> Any:
+    """The types orjson leaves to us, written as Django's serializer writes them."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.timedelta):
+        return duration_string(value)
+    if isinstance(value, bytes | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"cannot write a {type(value).__name__} value to JSON")
+
+
+class _Holder:
+    """Stands in for a model instance so a field's ``value_to_string`` can read one value."""
+
+    def __init__(self, attname: str, value: Any) -> None:
+        setattr(self, attname, value)
+
+
+class _NaturalKeys:
+    """pk -> natural key of one model, fetched a chunk at a time; bounded, so memory stays flat."""
+
+    LIMIT = 100_000
+
+    def __init__(self, model: type[models.Model], alias: str, to_field: str) -> None:
+        self.model, self.alias, self.to_field = model, alias, to_field
+        self.cache: dict[Any, list[Any]] = {}
+
+    def prefetch(self, values: Iterable[Any]) -> None:
+        missing = {v for v in values if v is not None and v not in self.cache}
+        if not missing:
+            return
+        if len(self.cache) + len(missing) > self.LIMIT:
+            self.cache.clear()
+        qs = self.model._base_manager.using(self.alias).select_related()
+        for obj in qs.filter(**{f"{self.to_field}__in": missing}):
+            self.cache[getattr(obj, self.to_field)] = list(obj.natural_key())
+
+    def get(self, value: Any, *, label: str, pk: Any) -> list[Any]:
+        try:
+            return self.cache[value]
+        except KeyError:
+            raise BackupError(
+                f"cannot dump {label} pk={pk!r}: it refers to {_label(self.model)} {value!r}, "
+                "which does not exist; the database breaks a foreign key (run verifybackup or "
+                "fix the row)"
+            ) from None
+
+
+class _ModelWriter:
+    """Turns chunks of ``values_list`` rows of one model into lines of Django's JSON format."""
+
+    def __init__(self, model: type[models.Model], alias: str) -> None:
+        self.model, self.alias, self.label = model, alias, _label(model)
+        pk = model._meta.pk
+        if pk is None or isinstance(pk, models.CompositePrimaryKey):
+            raise BackupError(f"cannot dump {self.label}: composite primary keys are not supported")
+        self.pk = pk
+        self.fields = _serialized_fields(model)
+        self.names = tuple(f.name for f in self.fields)
+        self.attnames = [pk.attname, *(f.attname for f in self.fields)]
+        self.natural: list[tuple[int, str, _NaturalKeys]] = []
+        self.converters: list[tuple[int, str, Callable[[Any], Any]]] = []
+        for i, f in enumerate(self.fields, start=1):
+            if f.remote_field is not None:
+                related = f.remote_field.model
+                if _has_natural_key(related):
+                    keys = _NaturalKeys(related, alias, f.target_field.attname)
+                    self.natural.append((i, f.name, keys))
+            elif f.get_internal_type() not in _NATIVE:
+                self.converters.append((i, f.name, self._to_string(f)))
+        self.m2m = [(f.name, self._m2m_reader(f)) for f in _auto_m2m(model)]
+
+    @staticmethod
+    def _to_string(f: models.Field[Any, Any]) -> Callable[[Any], Any]:
+        """Protected types as they are, anything else through the field's ``value_to_string``."""
+
+        def convert(value: Any) -> Any:
+            if isinstance(value, _PLAIN):
+                return value
+            return f.value_to_string(_Holder(f.attname, value))
+
+        return convert
+
+    def _m2m_reader(
+        self, f: models.ManyToManyField[Any, Any]
+    ) -> Callable[[list[Any]], dict[Any, list[Any]]]:
+        through = f.remote_field.through
+        source = through._meta.get_field(f.m2m_field_name()).attname
+        target = through._meta.get_field(f.m2m_reverse_field_name()).attname
+        related = f.remote_field.model
+        keys = (
+            _NaturalKeys(related, self.alias, related._meta.pk.attname)
+            if _has_natural_key(related)
+            else None
+        )
+
+        def read(pks: list[Any]) -> dict[Any, list[Any]]:
+            pairs = list(
+                through._base_manager.using(self.alias)
+                .filter(**{f"{source}__in": pks})
+                .values_list(source, target)
+            )
+            grouped: dict[Any, list[Any]] = {}
+            if keys is not None:
+                keys.prefetch(t for _, t in pairs)
+                for s, t in pairs:
+                    grouped.setdefault(s, []).append(keys.get(t, label=self.label, pk=s))
+            else:
+                for s, t in pairs:
+                    grouped.setdefault(s, []).append(t)
+            for values in grouped.values():
+                values.sort()
+            return grouped
+
+        return read
+
+    def queryset(self) -> Any:
+        return (
+            self.model._base_manager.using(self.alias)
+            .order_by(self.pk.attname)
+            .values_list(*self.attnames)
+        )
+
+    def lines(self, rows: list[tuple[Any, ...]]) -> list[bytes]:
+        for i, _, keys in self.natural:
+            keys.prefetch(row[i] for row in rows)
+        pks = [row[0] for row in rows]
+        m2m = [(name, read(pks)) for name, read in self.m2m]
+        label, names, dumps = self.label, self.names, orjson.dumps
+        out = []
+        for row in rows:
+            values = dict(zip(names, row[1:], strict=True))
+            for i, name, keys in self.natural:
+                if row[i] is not None:
+                    values[name] = keys.get(row[i], label=label, pk=row[0])
+            for i, name, convert in self.converters:
+                values[name] = convert(row[i])
+            for name, grouped in m2m:
+                values[name] = grouped.get(row[0], [])
+            out.append(
+                dumps({"model": label, "pk": row[0], "fields": values}, default=_orjson_default)
+            )
+        return out
+
+
+def _natural_primary_lines(model: type[models.Model], alias: str) -> list[bytes]:
+    """The few rows of a NATURAL_PRIMARY model through Django's serializer, in natural-key order."""
+    objs = list(model._base_manager.using(alias).select_related())
+    objs.sort(key=lambda obj: obj.natural_key())
+    data = serializers.serialize(
+        "python", objs, use_natural_foreign_keys=True, use_natural_primary_keys=True
+    )
+    for item in data:
+        for name, value in item["fields"].items():
+            if isinstance(value, list):
+                value.sort()
+            elif isinstance(value, tuple):
+                item["fields"][name] = list(value)
+    return [orjson.dumps(item, default=_orjson_default) for item in data]
+
+
+def _batched(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(iterable)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _write_rows(
+    sink: Any, *, alias: str, progress: Progress | None
+) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Write every model's rows into ``sink``; call inside one read snapshot."""
+    migrations = _applied_migrations(alias)
+    counts: dict[str, int] = {}
+    first = True
+    sink.write(_HEAD)
+    for model in dumped_models(alias=alias):
+        label = _label(model)
+        total = model._base_manager.using(alias).count() if progress else 0
+        if progress and total:
+            progress(f"dumping {label} ({total:,} rows)")
+        written = 0
+        try:
+            if label in NATURAL_PRIMARY:
+                chunks: Iterator[list[bytes]] = iter([_natural_primary_lines(model, alias)])
+            else:
+                writer = _ModelWriter(model, alias)
+                rows = writer.queryset().iterator(chunk_size=CHUNK_SIZE)
+                chunks = (writer.lines(batch) for batch in _batched(rows, CHUNK_SIZE))
+            for lines in chunks:
+                if not lines:
+                    continue
+                sink.write((b"" if first else _SEP) + _SEP.join(lines))
+                first = False
+                before, written = written, written + len(lines)
+                if (
+                    progress
+                    and total >= 2 * PROGRESS_EVERY
+                    and (written // PROGRESS_EVERY > before // PROGRESS_EVERY)
+                ):
+                    progress(f"  {label}: {written:,}/{total:,} rows")
+        except DatabaseError as exc:
+            raise BackupError(
+                f"JSON dump failed reading {label} ({exc}); the database was not changed. "
+                "Run migrate if its table is missing"
+            ) from exc
+        counts[label] = written
+    sink.write(_EMPTY_TAIL if first else _TAIL)
+    return counts, migrations
+
+
+def dump_manifest_path(path: Path) -> Path:
+    """``<dump file>.dump-manifest.json``, the sidecar that ``load_json_dump`` checks."""
+    return path.with_name(path.name + DUMP_MANIFEST_SUFFIX)
+
+
+def _verify_dump(
+    path: Path, *, compression: str, key: str | None, sha256: str, raw_sha256: str
+) -> None:
+    """Read the stored file back: the file's and the decoded content's sha256 must match."""
+    with path.open("rb") as f:
+        reader = BackupReader(
+            f, compression=compression, encrypted=bool(key), key=key, name=path.name
+        )
+        raw = hashlib.sha256()
+        while chunk := reader.read(CHUNK):
+            raw.update(chunk)
+        reader.check(sha256)
+    if raw.hexdigest() != raw_sha256:
+        raise ChecksumMismatch(f"{path.name}: decoded content does not match what was written")
+
+
+def create_json_dump(
+    *,
+    alias: str = "default",
+    backup: Manifest | None = None,
+    progress: Progress | None = None,
+    reason: str = "json",
+) -> JsonDumpResult:
+    """Write a portable, verified JSON dump of database ``alias`` into its backup folder.
+
+    With ``backup``, the dump is named after that backup and listed in its manifest
+    (``json_dump``); otherwise it is named ``backup-<reason>-<UTC time>-<alias>.json…``. Either way
+    a sidecar ``….dump-manifest.json`` holds what ``load_json_dump`` checks. The database is never
+    changed; a failure leaves no file behind.
+    """
+    with migration_lock(alias=alias):
+        return _create_json_dump(alias=alias, backup=backup, progress=progress, reason=reason)
+
+
+def _create_json_dump(
+    *, alias: str, backup: Manifest | None, progress: Progress | None, reason: str
+) -> JsonDumpResult:
+    conf = get_settings()
+    started = time.monotonic()
+    adapter = get_adapter(alias)
+    directory = ensure_backup_dir(alias)
+    now = dt.datetime.now(dt.UTC)
+    suffix = "json" + file_suffix(conf.compress, bool(conf.encryption_key))
+    if backup is not None:
+        stem = backup.file.rsplit(f"-{backup.database}.", 1)[0]
+        name = f"{stem}-{alias}.{suffix}"
+    else:
+        name = backup_name(
+            reason=reason, alias=alias, extension=suffix, directory=directory, when=now
+        )
+    final = directory / name
+    partial = directory / f".{name}.partial"
+    sidecar = dump_manifest_path(final)
+    if progress:
+        progress(f"writing a JSON dump of {adapter.database_name()} to {final}")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            writer = BackupWriter(
+                f, compression=conf.compress, level=conf.compress_level, key=conf.encryption_key
+            )
+            with adapter.read_snapshot():
+                counts, migrations = _write_rows(writer, alias=alias, progress=progress)
+            stats = writer.finish()
+        if progress:
+            progress("reading the dump back to verify it")
+        _verify_dump(
+            partial,
+            compression=conf.compress,
+            key=conf.encryption_key,
+            sha256=stats.sha256,
+            raw_sha256=stats.raw_sha256,
+        )
+        partial.replace(final)
+        result = JsonDumpResult(
+            path=final,
+            manifest_path=sidecar,
+            sha256=stats.sha256,
+            size=stats.size,
+            raw_size=stats.raw_size,
+            raw_sha256=stats.raw_sha256,
+            compression=conf.compress,
+            encryption="aes-256-gcm" if conf.encryption_key else None,
+            created=now.isoformat(timespec="microseconds"),
+            database=alias,
+            vendor=adapter.vendor,
+            models=counts,
+            migrations=migrations,
+            duration=time.monotonic() - started,
+        )
+        _atomic_write(sidecar, _sidecar_bytes(result, adapter.database_name(), backup, reason))
+        _fsync_dir(directory)
+    except OSError as exc:
+        _cleanup(partial, final, sidecar)
+        raise BackupError(_os_error_message(exc, final)) from exc
+    except BaseException:
+        _cleanup(partial, final, sidecar)
+        raise
+    if backup is not None:
+        updated = update_manifest(backup, json_dump=result.as_json())
+        catalogue.record(updated)
+        result = dataclasses.replace(result, backup=updated)
+    logger.info(
+        "JSON dump %s: %s rows, %s bytes, %.2fs", name, result.rows, result.size, result.duration
+    )
+    return result
+
+
+def _sidecar_bytes(
+    result: JsonDumpResult, database_name: str, backup: Manifest | None, reason: str
+) -> bytes:
+    data = {
+        **result.as_json(),
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "raw_sha256": result.raw_sha256,
+        "database": result.database,
+        "database_name": database_name,
+        "vendor": result.vendor,
+        "reason": backup.reason if backup else clean_reason(reason),
+        "backup": backup.name if backup else None,
+        "app_version": safemigrate.__version__,
+        "django_version": django.get_version(),
+    }
+    data.pop("path")
+    return json.dumps(data, indent=2, sort_keys=True).encode()
+
+
+# --- import -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _DumpInfo:
+    """The parts of a dump's sidecar manifest that the import checks."""
+
+    path: Path
+    sha256: str
+    size: int
+    compression: str
+    encryption: str | None
+    models: dict[str, int]
+    migrations: dict[str, list[str]]
+
+
+def read_dump_manifest(path: Path) -> _DumpInfo:
+    """The sidecar of the dump at ``path``; a clear RestoreError when it is missing or foreign."""
+    sidecar = dump_manifest_path(path)
+    if not path.is_file():
+        raise RestoreError(f"no JSON dump at {path}")
+    try:
+        data = json.loads(sidecar.read_text())
+    except FileNotFoundError as exc:
+        raise RestoreError(
+            f"{path.name} has no dump manifest beside it ({sidecar.name}); restore --json needs "
+            "it to check the dump: copy it with the dump"
+        ) from exc
+    except ValueError as exc:
+        raise RestoreError(f"{sidecar} is not a safemigrate dump manifest ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise RestoreError(f"{sidecar} is not a safemigrate JSON dump manifest")
+    if data.get("version", 0) > FORMAT_VERSION:
+        raise RestoreError(
+            f"{path.name} is dump format {data['version']}, newer than this code reads "
+            f"({FORMAT_VERSION}); load it with the safemigrate version that made it"
+        )
+    try:
+        return _DumpInfo(
+            path=path,
+            sha256=str(data["sha256"]),
+            size=int(data["size"]),
+            compression=str(data["compression"]),
+            encryption=data.get("encryption"),
+            models={str(k): int(v) for k, v in data["models"].items()},
+            migrations={str(k): list(v) for k, v in data.get("migrations", {}).items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RestoreError(f"{sidecar} is not a complete dump manifest (missing {exc})") from exc
+
+
+def _check_file(info: _DumpInfo) -> None:
+    actual = info.path.stat().st_size
+    if actual != info.size:
+        raise ChecksumMismatch(
+            f"{info.path.name} is {actual:,} bytes but its manifest says {info.size:,}: the file "
+            "is truncated or damaged; the database was not changed. Use another dump"
+        )
+    digest = file_sha256(info.path)
+    if digest != info.sha256:
+        raise ChecksumMismatch(
+            f"checksum mismatch for {info.path.name}: the file is damaged (sha256 {digest[:12]}…, "
+            f"manifest says {info.sha256[:12]}…); the database was not changed. Use another dump"
+        )
+
+
+def _check_models(info: _DumpInfo, alias: str) -> list[type[models.Model]]:
+    known = {_label(m): m for m in dumped_models(alias=alias)}
+    unknown = sorted(set(info.models) - set(known))
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (", …" if len(unknown) > 5 else "")
+        raise RestoreError(
+            f"{info.path.name} holds models this project does not have ({shown}): it was made by "
+            "another project or by code with other apps; the database was not changed"
+        )
+    return list(known.values())
+
+
+def _check_migrations(info: _DumpInfo, alias: str) -> None:
+    """The database must be fully migrated, at the same migrations as the dump, app by app."""
+    connection = connections[alias]
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if pending:
+        names = ", ".join(f"{m.app_label}.{m.name}" for m, _ in pending[:5])
+        raise RestoreError(
+            f"database {alias!r} is not fully migrated (pending: {names}); run migrate first, "
+            "then restore --json"
+        )
+    here = _applied_migrations(alias)
+    differ = []
+    for app in sorted((set(here) | set(info.migrations)) - EXCLUDED_APPS):
+        only_dump = [n for n in info.migrations.get(app, []) if n not in set(here.get(app, []))]
+        only_here = [n for n in here.get(app, []) if n not in set(info.migrations.get(app, []))]
+        if only_dump or only_here:
+            parts = []
+            if only_dump:
+                parts.append(f"only in the dump: {', '.join(only_dump)}")
+            if only_here:
+                parts.append(f"only in this database: {', '.join(only_here)}")
+            differ.append(f"{app} ({'; '.join(parts)})")
+    if differ:
+        raise RestoreError(
+            f"{info.path.name} was made at other migrations than this code: {'; '.join(differ)}. "
+            "Load it with code at the dump's migrations (then migrate), or migrate the source "
+            "and dump again; the database was not changed"
+        )
+
+
+def _rows_present(alias: str, model_list: list[type[models.Model]]) -> list[str]:
+    return [
+        _label(m)
+        for m in model_list
+        if _label(m) not in NATURAL_PRIMARY and m._base_manager.using(alias).exists()
+    ]
+
+
+class _RowError(SafeMigrateError):
+    """One row of the dump cannot be loaded; turned into a RestoreError naming it."""
+
+
+class _ModelLoader:
+    """Converts the dump's rows of one model into parameters for one INSERT statement."""
+
+    def __init__(self, model: type[models.Model], alias: str, resolver: _NaturalResolver) -> None:
+        connection = connections[alias]
+        self.model, self.label = model, _label(model)
+        opts = model._meta
+        pk = opts.pk
+        if pk is None:
+            raise RestoreError(f"cannot load {self.label}: it has no primary key")
+        self.fields = _serialized_fields(model)
+        self.names = [f.name for f in self.fields]
+        self.name_set = set(self.names)
+        self.m2m = {f.name: f for f in _auto_m2m(model)}
+        self.pk_convert = _converter(pk, connection, resolver)
+        self.converters = [_converter(f, connection, resolver) for f in self.fields]
+        qn = connection.ops.quote_name
+        columns = [pk.column, *(f.column for f in self.fields)]
+        self.sql = (
+            f"INSERT INTO {qn(opts.db_table)} ({', '.join(qn(c) for c in columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(columns))})"
+        )
+        self.m2m_sql: dict[str, str] = {}
+        self.m2m_convert: dict[str, Callable[[Any], Any]] = {}
+        for name, f in self.m2m.items():
+            through = f.remote_field.through._meta
+            self.m2m_sql[name] = (
+                f"INSERT INTO {qn(through.db_table)} "  # noqa: S608
+                f"({qn(f.m2m_column_name())}, {qn(f.m2m_reverse_name())}) VALUES (%s, %s)"
+            )
+            self.m2m_convert[name] = _converter(
+                f.remote_field.model._meta.pk, connection, resolver, natural_of=f.remote_field.model
+            )
+        self.width = len(self.fields) + len(self.m2m)
+
+    def row(self, obj: dict[str, Any]) -> tuple[list[Any], list[tuple[str, list[Any]]]]:
+        """(row parameters, m2m (sql, pairs)) for one object of the dump."""
+        fields = obj["fields"]
+        pk = self.pk_convert(obj["pk"])
+        if len(fields) != self.width:
+            unknown = sorted(set(fields) - self.name_set - set(self.m2m))
+            if unknown:
+                raise _RowError(f"it has fields {self.label} does not have ({', '.join(unknown)})")
+        values = [pk]
+        for f, name, convert in zip(self.fields, self.names, self.converters, strict=True):
+            value = fields[name] if name in fields else f.get_default()
+            values.append(value if convert is None else convert(value))
+        m2m = []
+        for name in self.m2m:
+            convert = self.m2m_convert[name]
+            targets = fields.get(name) or []
+            m2m.append((self.m2m_sql[name], [(pk, convert(t)) for t in targets]))
+        return values, m2m
+
+
+class _NaturalResolver:
+    """natural key -> pk in the target database, cached (the models with natural keys are small)."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.cache: dict[tuple[type[models.Model], tuple[Any, ...]], Any] = {}
+
+    def __call__(self, model: type[models.Model], key: list[Any]) -> Any:
+        cache_key = (model, tuple(key))
+        if cache_key not in self.cache:
+            manager = model._default_manager.db_manager(self.alias)
+            try:
+                self.cache[cache_key] = manager.get_by_natural_key(*key).pk
+            except ObjectDoesNotExist as exc:
+                raise _RowError(
+                    f"it refers to {_label(model)} {key!r}, which is neither in the dump "
+                    "nor in the database"
+                ) from exc
+        return self.cache[cache_key]
+
+
+def _converter(
+    f: models.Field[Any, Any],
+    connection: Any,
+    resolver: _NaturalResolver,
+    *,
+    natural_of: type[models.Model] | None = None,
+) -> Callable[[Any], Any] | None:
+    """value in the dump -> query parameter, as ``get_db_prep_save`` (None: use as it is)."""
+    if f.remote_field is not None and natural_of is None:
+        related = f.remote_field.model
+        natural = related if _has_natural_key(related) else None
+        return _converter(f.target_field, connection, resolver, natural_of=natural)
+    if natural_of is not None:
+        related_model = natural_of
+        inner = _converter(f, connection, resolver)
+
+        def natural_value(value: Any) -> Any:
+            if isinstance(value, list):
+                return resolver(related_model, value)
+            return value if inner is None or value is None else inner(value)
+
+        return natural_value
+    ops = connection.ops
+    internal = f.get_internal_type()
+    if internal in _INTEGERS:
+        return lambda v: (
+            v if v is None or type(v) is int else f.get_db_prep_save(f.to_python(v), connection)
+        )
+    if internal in _TEXTS:
+        return lambda v: (
+            v if v is None or type(v) is str else f.get_db_prep_save(f.to_python(v), connection)
+        )
+    if internal == "BooleanField":
+        return lambda v: (
+            v if v is None or type(v) is bool else f.get_db_prep_save(f.to_python(v), connection)
+        )
+    if internal == "DateTimeField":
+        use_tz = settings.USE_TZ
+
+        def datetime_value(v: Any) -> Any:
+            if v is None:
+                return None
+            value = dt.datetime.fromisoformat(v)
+            if use_tz and value.tzinfo is None:
+                return f.get_db_prep_save(f.to_python(v), connection)
+            return ops.adapt_datetimefield_value(value)
+
+        return datetime_value
+    if internal == "DateField":
+        return lambda v: None if v is None else ops.adapt_datefield_value(dt.date.fromisoformat(v))
+    if internal == "TimeField":
+        return lambda v: None if v is None else ops.adapt_timefield_value(dt.time.fromisoformat(v))
+    if internal == "DecimalField":
+        max_digits, places = f.max_digits, f.decimal_places  # type: ignore[attr-defined]
+        return lambda v: (
+            None if v is None else ops.adapt_decimalfield_value(f.to_python(v), max_digits, places)
+        )
+    if internal == "JSONField":
+        return lambda v: f.get_db_prep_save(v, connection)
+    return lambda v: f.get_db_prep_save(f.to_python(v), connection)
+
+
+def _lines(reader: BackupReader) -> Iterator[bytes]:
+    """The decoded dump, line by line, reading a chunk at a time."""
+    rest = b""
+    while chunk := reader.read(CHUNK):
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        yield from parts
+    if rest:
+        yield rest
+
+
+class _Batch:
+    """Rows of one model waiting to be inserted together."""
+
+    def __init__(self, loader: _ModelLoader) -> None:
+        self.loader = loader
+        self.rows: list[list[Any]] = []
+        self.m2m: list[list[tuple[str, list[Any]]]] = []
+        self.where: list[tuple[int, Any]] = []
+
+
+def _insert(cursor: Any, batch: _Batch, alias: str, name: str) -> None:
+    """Insert a batch inside a savepoint; on a failure, find and name the row that fails."""
+    if not batch.rows:
+        return
+    try:
+        with transaction.atomic(using=alias):
+            _execute(cursor, batch.loader.sql, batch.rows, batch.m2m)
+    except DatabaseError as exc:
+        for row, m2m, (line, pk) in zip(batch.rows, batch.m2m, batch.where, strict=True):
+            try:
+                with transaction.atomic(using=alias):
+                    _execute(cursor, batch.loader.sql, [row], [m2m])
+            except DatabaseError as row_exc:
+                raise _row_error(batch.loader.label, pk, line, name, row_exc) from row_exc
+        raise RestoreError(
+            f"loading {batch.loader.label} from {name} failed ({_one_line(exc)}); "
+            "the database was not changed"
+        ) from exc
+
+
+def _execute(
+    cursor: Any, sql: str, rows: list[list[Any]], m2m: list[list[tuple[str, list[Any]]]]
+) -> None:
+    cursor.executemany(sql, rows)
+    pending: dict[str, list[Any]] = {}
+    for per_row in m2m:
+        for m2m_sql, pairs in per_row:
+            pending.setdefault(m2m_sql, []).extend(pairs)
+    for m2m_sql, pairs in pending.items():
+        if pairs:
+            cursor.executemany(m2m_sql, pairs)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _row_error(label: str, pk: Any, line: int, name: str, exc: BaseException) -> RestoreError:
+    what = f"{label} pk={pk!r}" if pk is not None else label
+    return RestoreError(
+        f"cannot load {what} (line {line} of {name}): {_one_line(exc)}; the database was not "
+        "changed. Fix that row in the source database and dump again"
+    )
+
+
+def load_json_dump(
+    *,
+    path: Path | str,
+    alias: str = "default",
+    replace: bool = False,
+    progress: Progress | None = None,
+    safety_backup: bool = True,
+) -> JsonLoadResult:
+    """Load a dump made by ``create_json_dump`` into the migrated database ``alias``.
+
+    Checks the file's checksum, its models and its migrations against this database first, and
+    refuses a database that already holds rows unless ``replace`` (then a safety backup is taken
+    first, unless ``safety_backup`` is False). Loads in one transaction: on any failure the
+    database is exactly as it was. Resets sequences where the database has them.
+
+    Raises ChecksumMismatch for a damaged file and RestoreError naming the model and row for
+    anything else.
+    """
+    started = time.monotonic()
+    path = Path(path)
+    if path.name.endswith(DUMP_MANIFEST_SUFFIX):
+        path = path.with_name(path.name[: -len(DUMP_MANIFEST_SUFFIX)])
+    info = read_dump_manifest(path)
+    with migration_lock(alias=alias):
+        if progress:
+            progress(f"checking {path.name}")
+        _check_file(info)
+        model_list = _check_models(info, alias)
+        _check_migrations(info, alias)
+        present = _rows_present(alias, model_list)
+        if present and not replace:
+            shown = ", ".join(present[:3]) + (", …" if len(present) > 3 else "")
+            raise RestoreError(
+                f"database {alias!r} already has data ({shown}); load into an empty, migrated "
+                "database, or replace its data with --replace (a safety backup is taken first)"
+            )
+        safety: BackupResult | None = None
+        if present and safety_backup:
+            if progress:
+                progress("taking a safety backup of the current database")
+            try:
+                safety = create_backup(alias=alias, reason="pre_json_restore")
+            except (BackupError, IntegrityCheckFailed) as exc:
+                raise RestoreError(
+                    f"restore --json stopped: the safety backup of the current database failed "
+                    f"({exc}); nothing was changed"
+                ) from exc
+        counts = _load(
+            info, alias=alias, model_list=model_list, clear=bool(present), progress=progress
+        )
+    _clear_caches()
+    duration = time.monotonic() - started
+    logger.info(
+        "loaded %s into %s: %s rows in %.2fs", path.name, alias, sum(counts.values()), duration
+    )
+    return JsonLoadResult(
+        path=path,
+        database=alias,
+        models=counts,
+        duration=duration,
+        replaced=bool(present),
+        safety_backup=safety,
+    )
+
+
+def _load(
+    info: _DumpInfo,
+    *,
+    alias: str,
+    model_list: list[type[models.Model]],
+    clear: bool,
+    progress: Progress | None,
+) -> dict[str, int]:
+    connection = connections[alias]
+    by_label = {_label(m): m for m in model_list}
+    resolver = _NaturalResolver(alias)
+    loaders: dict[str, _ModelLoader] = {}
+    counts: dict[str, int] = {}
+    name = info.path.name
+    loads = orjson.loads
+    with info.path.open("rb") as f, transaction.atomic(using=alias):
+        reader = BackupReader(
+            f,
+            compression=info.compression,
+            encrypted=bool(info.encryption),
+            key=get_settings().encryption_key,
+            name=name,
+        )
+        with connection.constraint_checks_disabled(), connection.cursor() as cursor:
+            if clear:
+                _delete_rows(cursor, model_list, connection)
+            batch: _Batch | None = None
+            ended = False
+            total = 0
+            lines = enumerate(_lines(reader), start=1)
+            first = next(lines, (1, b""))[1]
+            if first.strip() != b"[":
+                raise RestoreError(f"{name} is not a JSON dump (it does not start with '[')")
+            for number, line in lines:
+                if ended:
+                    if line.strip():
+                        raise RestoreError(f"{name} has data after its end (line {number})")
+                    continue
+                if line == b"]":
+                    ended = True
+                    continue
+                try:
+                    obj = loads(line[:-1] if line.endswith(b",") else line)
+                    label = obj["model"]
+                except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise RestoreError(
+                        f"line {number} of {name} is not an object of a JSON dump ({exc}); "
+                        "the database was not changed"
+                    ) from exc
+                if label in NATURAL_PRIMARY:
+                    if batch is not None:
+                        _insert(cursor, batch, alias, name)
+                        batch = None
+                    _save_natural(obj, alias, number, name)
+                    counts[label] = counts.get(label, 0) + 1
+                    continue
+                if batch is None or batch.loader.label != label:
+                    if batch is not None:
+                        _insert(cursor, batch, alias, name)
+                    if label not in loaders:
+                        model = by_label.get(label)
+                        if model is None:
+                            raise RestoreError(
+                                f"line {number} of {name} holds a {label} row, a model this "
+                                "project does not have; the database was not changed"
+                            )
+                        loaders[label] = _ModelLoader(model, alias, resolver)
+                        if progress:
+                            progress(f"loading {label}")
+                    batch = _Batch(loaders[label])
+                try:
+                    row, m2m = batch.loader.row(obj)
+                except (_RowError, ValidationError, ValueError, TypeError, KeyError) as exc:
+                    message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc
+                    raise _row_error(
+                        label, obj.get("pk"), number, name, Exception(message)
+                    ) from exc
+                batch.rows.append(row)
+                batch.m2m.append(m2m)
+                batch.where.append((number, obj.get("pk")))
+                counts[label] = counts.get(label, 0) + 1
+                if len(batch.rows) >= CHUNK_SIZE:
+                    _insert(cursor, batch, alias, name)
+                    batch = _Batch(batch.loader)
+                total += 1
+                if progress and total % PROGRESS_EVERY == 0:
+                    progress(f"  {total:,} rows loaded")
+            if batch is not None:
+                _insert(cursor, batch, alias, name)
+            if not ended:
+                raise ChecksumMismatch(
+                    f"{name} is truncated (it ends without ']'); the database was not changed"
+                )
+            reader.check(info.sha256)
+            differ = sorted(
+                k
+                for k in set(counts) | set(info.models)
+                if counts.get(k, 0) != info.models.get(k, 0)
+            )
+            if differ:
+                label = differ[0]
+                raise RestoreError(
+                    f"{name} does not hold the rows its manifest lists ({label}: "
+                    f"{counts.get(label, 0)} rows, manifest says {info.models.get(label, 0)}); "
+                    "the database was not changed"
+                )
+        tables = [m._meta.db_table for m in model_list]
+        try:
+            connection.check_constraints(table_names=tables)
+        except DatabaseError as exc:
+            raise RestoreError(
+                f"{name} breaks a foreign key: {_one_line(exc)}; the database was not changed"
+            ) from exc
+        with connection.cursor() as cursor:
+            loaded = [by_label[label] for label in counts if label in by_label]
+            for sql in connection.ops.sequence_reset_sql(no_style(), loaded):
+                cursor.execute(sql)
+    return {label: counts[label] for label in counts}
+
+
+def _save_natural(obj: dict[str, Any], alias: str, number: int, name: str) -> None:
+    """Merge one NATURAL_PRIMARY row the way loaddata does (update by natural key, else insert)."""
+    try:
+        with transaction.atomic(using=alias):
+            for deserialized in serializers.deserialize("python", [obj], using=alias):
+                deserialized.save(using=alias)
+    except (serializers.base.DeserializationError, DatabaseError, ValidationError) as exc:
+        raise _row_error(obj.get("model", "?"), None, number, name, exc) from exc
+
+
+def _delete_rows(cursor: Any, model_list: list[type[models.Model]], connection: Any) -> None:
+    """Empty every table the dump fills (foreign keys are checked at the end, so order is free)."""
+    qn = connection.ops.quote_name
+    for model in reversed(model_list):
+        if _label(model) in NATURAL_PRIMARY:
+            continue
+        for f in _auto_m2m(model):
+            cursor.execute(f"DELETE FROM {qn(f.remote_field.through._meta.db_table)}")  # noqa: S608
+        cursor.execute(f"DELETE FROM {qn(model._meta.db_table)}")  # noqa: S608
+
+
+def _clear_caches() -> None:
+    from django.contrib.contenttypes.models import ContentType
+
+    try:
+        ContentType.objects.clear_cache()
+    except Exception:  # noqa: BLE001, S110 - contenttypes may not be installed
+        pass
