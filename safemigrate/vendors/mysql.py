@@ -1,0 +1,568 @@
+"""MariaDB/MySQL: mariadb-dump streamed out, loaded into a scratch schema, then one RENAME TABLE.
+
+- Snapshot: ``mariadb-dump --single-transaction --routines --triggers`` (``mysqldump`` when that is
+  what is installed). Row counts are read from the dump stream itself, so the manifest counts
+  exactly what the dump holds, whatever the application wrote meanwhile.
+- Restore: the dump is loaded into a new scratch schema by the ``mariadb`` client, which stops at
+  the first failed statement. There is no RENAME DATABASE, so the swap is ONE ``RENAME TABLE``
+  statement that moves every live table aside and every scratch table in: the server applies it
+  all or nothing. Views, triggers and routines (which cannot move between schemas) are then
+  recreated in the live schema from the scratch's definitions. Other connections using the live
+  schema are killed first (and logged), so none is left holding a table the swap needs.
+- Lock: ``GET_LOCK(name, 0)`` on a dedicated connection with no default schema, so neither a
+  restore nor a migration can drop it; ``IS_USED_LOCK`` + the process list name the holder.
+- Credentials: the password goes to the tools in ``MYSQL_PWD`` (as Django's ``dbshell`` does),
+  never on the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import MySQLdb
+
+from safemigrate.codec import CHUNK
+from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
+from safemigrate.vendors.base import Progress, Scratch, SnapshotInfo, VendorAdapter
+from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out
+
+logger = logging.getLogger("safemigrate")
+
+_INSTALL = (
+    "apt-get install mariadb-client (for a MySQL server: the mysql-client package of its version)"
+)
+_DUMP_TOOLS = ("mariadb-dump", "mysqldump")
+_CLIENT_TOOLS = ("mariadb", "mysql")
+_LOCK_WAIT = 60  # seconds the RENAME TABLE waits for other sessions' metadata locks
+_STRING = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'")
+_DATA_HEADER = re.compile(rb"^-- Dumping data for table `((?:[^`]|``)*)`")
+_DUMP_DONE = b"-- Dump completed"
+_SYSTEM_COMMANDS = ("Daemon", "Binlog Dump", "Slave_IO", "Slave_SQL", "Slave_worker")
+
+
+class MySQLScratch(Scratch):
+    """A scratch schema on the same server."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.description = f"scratch schema {name}"
+
+
+def _as_scratch(scratch: Scratch) -> MySQLScratch:
+    if not isinstance(scratch, MySQLScratch):
+        raise TypeError(f"not a MariaDB/MySQL scratch schema: {scratch!r}")
+    return scratch
+
+
+def _q(name: str) -> str:
+    """A quoted identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _derived_name(live: str, tag: str) -> str:
+    """``<live>_sm<tag>_<random>``, within the 64-character identifier limit."""
+    suffix = f"_sm{tag}_{secrets.token_hex(4)}"
+    return live[: 64 - len(suffix)] + suffix
+
+
+class DumpRowCounter:
+    """Counts the rows of each table in a mariadb-dump/mysqldump stream, as it passes.
+
+    Handles both layouts: one row per line after ``INSERT INTO `t` VALUES`` (MariaDB 10.11+) and
+    one extended INSERT per line (older dumps, MySQL). Strings never contain a raw newline
+    (the dump escapes them), so lines and ``;\\n`` mark the structure.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.table: str | None = None
+        self.in_rows = False
+        self.tail = b""
+        self.last = b""
+
+    def write(self, chunk: bytes | memoryview) -> int:
+        data = self.tail + bytes(chunk) if self.tail else bytes(chunk)
+        end = data.rfind(b"\n") + 1
+        self.tail = data[end:]
+        self._scan(data, end)
+        self.last = (self.last + data[-256:])[-256:]
+        return len(chunk)
+
+    def _scan(self, data: bytes, end: int) -> None:
+        pos = 0
+        while pos < end:
+            if self.in_rows and self.table is not None:
+                stop = data.find(b";\n", pos, end)
+                last = end if stop < 0 else stop + 2
+                self.counts[self.table] += data.count(b"\n", pos, last)
+                self.in_rows = stop < 0
+                pos = last
+                continue
+            newline = data.find(b"\n", pos, end)
+            line = data[pos:newline]
+            pos = newline + 1
+            if line.startswith(b"INSERT INTO ") and self.table is not None:
+                if line.endswith(b"VALUES"):
+                    self.in_rows = True
+                else:
+                    stripped = _STRING.sub(b"''", line) if b"'" in line else line
+                    self.counts[self.table] += stripped.count(b"),(") + 1
+            elif line.startswith(b"-- Dumping data for table "):
+                found = _DATA_HEADER.match(line)
+                if found:
+                    self.table = found[1].decode("utf-8", "replace").replace("``", "`")
+                    self.counts.setdefault(self.table, 0)
+            elif line.startswith((b"UNLOCK TABLES", b"DELIMITER", b"-- Table structure")):
+                self.table = None
+
+    @property
+    def complete(self) -> bool:
+        """True when the stream ended with the dump's own completion line."""
+        return _DUMP_DONE in self.last
+
+
+class _Tee:
+    """Writes to the sink and to the row counter."""
+
+    def __init__(self, sink: BinaryIO, counter: DumpRowCounter) -> None:
+        self.sink, self.counter = sink, counter
+
+    def write(self, data: bytes) -> int:
+        self.sink.write(data)
+        self.counter.write(data)
+        return len(data)
+
+
+class Adapter(VendorAdapter):
+    vendor = "mysql"
+    raw_extension = "sql"
+
+    def __init__(self, connection: Any) -> None:
+        super().__init__(connection)
+        self._lock_conn: Any = None
+
+    # --- identity and connections ---------------------------------------------------------
+    @property
+    def live_name(self) -> str:
+        s = self.connection.settings_dict
+        options = s.get("OPTIONS") or {}
+        return str(options.get("database", options.get("db", s["NAME"])))
+
+    def database_name(self) -> str:
+        s = self.connection.settings_dict
+        user = f"{s['USER']}@" if s.get("USER") else ""
+        host = s.get("HOST") or "localhost"
+        port = f":{s['PORT']}" if s.get("PORT") else ""
+        return f"mysql://{user}{host}{port}/{self.live_name}"
+
+    def _server(self) -> str:
+        s = self.connection.settings_dict
+        return f"{s.get('HOST') or 'localhost'}:{s.get('PORT') or 3306}"
+
+    def _connect(
+        self, schema: str | None, *, error: type[SafeMigrateError] = SafeMigrateError
+    ) -> Any:
+        params = dict(self.connection.get_connection_params())
+        for key in ("database", "db"):
+            params.pop(key, None)
+        if schema:
+            params["database"] = schema
+        try:
+            conn = MySQLdb.connect(**params)
+            conn.autocommit(True)
+        except MySQLdb.Error as exc:
+            raise error(f"cannot connect to {self._server()}: {exc}") from exc
+        return conn
+
+    @contextlib.contextmanager
+    def _cursor(self, schema: str | None, **kwargs: Any) -> Iterator[Any]:
+        conn = self._connect(schema, **kwargs)
+        try:
+            with conn.cursor() as cursor:
+                yield cursor
+        finally:
+            conn.close()
+
+    def _schema(self, scratch: Scratch | None) -> str:
+        return self.live_name if scratch is None else _as_scratch(scratch).name
+
+    def _client_env(self) -> tuple[list[str], dict[str, str]]:
+        """Connection options for the client tools, as Django's ``dbshell`` builds them.
+
+        The password is only in the environment (``MYSQL_PWD``), never in the arguments.
+        """
+        s = self.connection.settings_dict
+        options = s.get("OPTIONS") or {}
+        args: list[str] = []
+        if options.get("read_default_file"):
+            args.append(f"--defaults-file={options['read_default_file']}")
+        user = options.get("user", s.get("USER"))
+        password = options.get("password", options.get("passwd", s.get("PASSWORD")))
+        host = options.get("host", s.get("HOST"))
+        port = options.get("port", s.get("PORT"))
+        if user:
+            args.append(f"--user={user}")
+        if host:
+            args.append(f"--socket={host}" if "/" in str(host) else f"--host={host}")
+        if port:
+            args.append(f"--port={port}")
+        ssl = options.get("ssl") or {}
+        for key, flag in (("ca", "--ssl-ca"), ("cert", "--ssl-cert"), ("key", "--ssl-key")):
+            if ssl.get(key):
+                args.append(f"{flag}={ssl[key]}")
+        args.append(f"--default-character-set={options.get('charset') or 'utf8mb4'}")
+        env = {"MYSQL_PWD": str(password)} if password else {}
+        return args, child_env(env)
+
+    def _hint(self) -> str:
+        return (
+            "; if the client tools do not match the server, install the matching client: "
+            + _INSTALL
+        )
+
+    # --- snapshot -------------------------------------------------------------------------
+    def dump_command(self) -> tuple[list[str], dict[str, str]]:
+        """The dump tool's argument list and environment (the password only in the environment)."""
+        tool = find_tool(_DUMP_TOOLS, error=BackupError, install=_INSTALL)
+        options, env = self._client_env()
+        args = [
+            tool,
+            *options,
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--no-tablespaces",
+            "--comments",
+            self.live_name,
+        ]
+        return args, env
+
+    def snapshot(
+        self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None
+    ) -> SnapshotInfo:
+        args, env = self.dump_command()
+        counter = DumpRowCounter()
+        if progress:
+            progress(f"{Path(args[0]).name} of {self.database_name()} started")
+        stream_out(
+            args,
+            env=env,
+            sink=_Tee(sink, counter),  # type: ignore[arg-type]
+            error=BackupError,
+            what=f"{Path(args[0]).name} of {self.database_name()}",
+            hint=self._hint(),
+        )
+        errors = [] if counter.complete else ["the dump did not end with its completion line"]
+        return SnapshotInfo(row_counts=counter.counts, migrations={}, integrity_errors=errors)
+
+    # --- restore --------------------------------------------------------------------------
+    def restore_command(self, scratch_name: str) -> tuple[list[str], dict[str, str]]:
+        """The client's argument list and environment (the password only in the environment)."""
+        tool = find_tool(_CLIENT_TOOLS, error=RestoreError, install=_INSTALL)
+        options, env = self._client_env()
+        return [tool, *options, "--binary-mode", "--batch", scratch_name], env
+
+    def _create_schema(self, cursor: Any, name: str, *, like: str) -> None:
+        cursor.execute(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME "
+            "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+            [like],
+        )
+        row = cursor.fetchone()
+        charset = f" CHARACTER SET {row[0]} COLLATE {row[1]}" if row else ""
+        cursor.execute(f"CREATE DATABASE {_q(name)}{charset}")
+
+    def restore_to_scratch(
+        self, source: BinaryIO, *, workdir: Path, progress: Progress | None = None
+    ) -> Scratch:
+        name = _derived_name(self.live_name, "scratch")
+        args, env = self.restore_command(name)  # a missing tool fails before any work
+        with self._cursor(None, error=RestoreError) as cursor:
+            try:
+                self._create_schema(cursor, name, like=self.live_name)
+            except MySQLdb.Error as exc:
+                raise RestoreError(
+                    f"cannot create the scratch schema {name} on {self._server()}: {exc}; the "
+                    "database user needs the CREATE privilege. The live database was not changed"
+                ) from exc
+        scratch = MySQLScratch(name)
+        counter = DumpRowCounter()
+        try:
+
+            def chunks() -> Iterator[bytes]:
+                first = source.read(CHUNK)
+                if not first:
+                    raise RestoreError("the backup is empty")
+                if not first.lstrip().startswith((b"/*", b"--")):
+                    raise RestoreError("the backup does not contain a MariaDB/MySQL dump")
+                counter.write(first)
+                yield first
+                while chunk := source.read(CHUNK):
+                    counter.write(chunk)
+                    yield chunk
+                if not counter.complete:
+                    raise RestoreError(
+                        "the dump in the backup is incomplete (no completion line); the live "
+                        "database was not changed. Restore another backup"
+                    )
+
+            if progress:
+                progress(f"loading the dump into {scratch.description}")
+            stream_in(
+                args,
+                env=env,
+                chunks=chunks(),
+                error=RestoreError,
+                what=f"loading the dump into {scratch.description}",
+                hint="; the live database was not changed",
+            )
+        except BaseException:
+            self.drop_scratch(scratch)
+            raise
+        return scratch
+
+    def drop_scratch(self, scratch: Scratch) -> None:
+        name = _as_scratch(scratch).name
+        try:
+            with self._cursor(None) as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {_q(name)}")
+        except (MySQLdb.Error, SafeMigrateError) as exc:
+            logger.warning("could not drop the scratch schema %s (%s); drop it by hand", name, exc)
+
+    def _kill_others(self, cursor: Any, schema: str) -> None:
+        """Kill every other connection using ``schema``, saying so in the log."""
+        cursor.execute(
+            "SELECT ID, USER, HOST, COMMAND FROM information_schema.PROCESSLIST "
+            "WHERE DB = %s AND ID <> CONNECTION_ID()",
+            [schema],
+        )
+        rows = [r for r in cursor.fetchall() if r[3] not in _SYSTEM_COMMANDS]
+        if not rows:
+            return
+        logger.warning(
+            "killing %d connection(s) to %s so the restored tables can replace its tables: %s",
+            len(rows),
+            schema,
+            ", ".join(f"id {i} (user {u}, from {h or 'a local socket'})" for i, u, h, _ in rows),
+        )
+        for row in rows:
+            with contextlib.suppress(MySQLdb.Error):  # it may have ended meanwhile
+                cursor.execute(f"KILL CONNECTION {int(row[0])}")
+
+    def _tables(self, cursor: Any, schema: str, kind: str = "BASE TABLE") -> list[str]:
+        cursor.execute(
+            "SELECT TABLE_NAME FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = %s ORDER BY TABLE_NAME",
+            [schema, kind],
+        )
+        return [r[0] for r in cursor.fetchall()]
+
+    def _objects(self, cursor: Any, schema: str) -> list[tuple[str, str, str, str]]:
+        """Views, routines and triggers of ``schema``: (kind, name, sql_mode, CREATE statement).
+
+        Read with ``schema`` as the current schema, so the statements name no schema and can
+        be run in another one. Ordered for re-creation: routines, views, then triggers.
+        """
+        cursor.execute(f"USE {_q(schema)}")
+        found: list[tuple[str, str, str, str]] = []
+        cursor.execute(
+            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES "
+            "WHERE ROUTINE_SCHEMA = %s ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+            [schema],
+        )
+        for kind, name in cursor.fetchall():
+            cursor.execute(f"SHOW CREATE {kind} {_q(name)}")
+            row = cursor.fetchone()
+            found.append((kind, name, row[1], row[2]))
+        for name in self._tables(cursor, schema, "VIEW"):
+            cursor.execute(f"SHOW CREATE VIEW {_q(name)}")
+            found.append(("VIEW", name, "", cursor.fetchone()[1]))
+        cursor.execute(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+            "ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER",
+            [schema],
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"SHOW CREATE TRIGGER {_q(name)}")
+            row = cursor.fetchone()
+            found.append(("TRIGGER", name, row[1], row[2]))
+        return found
+
+    @staticmethod
+    def _drop_objects(cursor: Any, schema: str, objects: list[tuple[str, str, str, str]]) -> None:
+        for kind, name, _, _ in reversed(objects):
+            cursor.execute(f"DROP {kind} IF EXISTS {_q(schema)}.{_q(name)}")
+
+    @staticmethod
+    def _create_objects(cursor: Any, schema: str, objects: list[tuple[str, str, str, str]]) -> None:
+        cursor.execute(f"USE {_q(schema)}")
+        pending = list(objects)
+        while pending:  # a view may use a view created later: retry until nothing progresses
+            failed: list[tuple[tuple[str, str, str, str], MySQLdb.Error]] = []
+            for item in pending:
+                kind, _, sql_mode, statement = item
+                try:
+                    if sql_mode or kind != "VIEW":
+                        cursor.execute("SET SESSION sql_mode = %s", [sql_mode])
+                    cursor.execute(statement)
+                except MySQLdb.Error as exc:
+                    failed.append((item, exc))
+            if len(failed) == len(pending):
+                item, exc = failed[0]
+                raise RestoreError(f"cannot recreate {item[0].lower()} {item[1]}: {exc}")
+            pending = [item for item, _ in failed]
+
+    def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
+        scratch_name = _as_scratch(scratch).name
+        live, aside = self.live_name, _derived_name(self.live_name, "old")
+        conn = self._connect(None, error=RestoreError)
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SET SESSION lock_wait_timeout = %s", [_LOCK_WAIT])
+            cursor.execute(
+                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [live]
+            )
+            if not cursor.fetchone():
+                self._create_schema(cursor, live, like=scratch_name)
+            new_objects = self._objects(cursor, scratch_name)
+            old_objects = self._objects(cursor, live)
+            cursor.execute("USE information_schema")  # no default schema of ours while swapping
+            moves = [
+                f"{_q(live)}.{_q(t)} TO {_q(aside)}.{_q(t)}" for t in self._tables(cursor, live)
+            ] + [
+                f"{_q(scratch_name)}.{_q(t)} TO {_q(live)}.{_q(t)}"
+                for t in self._tables(cursor, scratch_name)
+            ]
+            self._create_schema(cursor, aside, like=live)
+            old_triggers = [o for o in old_objects if o[0] == "TRIGGER"]
+            try:
+                self._kill_others(cursor, live)
+                # Tables with triggers cannot change schema: the triggers go first.
+                self._drop_objects(
+                    cursor, scratch_name, [o for o in new_objects if o[0] == "TRIGGER"]
+                )
+                self._drop_objects(cursor, live, old_triggers)
+                # One statement: the server renames all of them or none.
+                if moves:
+                    cursor.execute("RENAME TABLE " + ", ".join(moves))
+            except MySQLdb.Error as exc:
+                with contextlib.suppress(MySQLdb.Error, RestoreError):
+                    self._create_objects(cursor, live, old_triggers)
+                with contextlib.suppress(MySQLdb.Error):
+                    cursor.execute(f"DROP DATABASE IF EXISTS {_q(aside)}")
+                raise RestoreError(
+                    f"cannot swap the restored tables into {live}: {exc}; the live database was "
+                    "not changed. Stop what holds its tables and restore again"
+                ) from exc
+            if progress:
+                progress(f"restored tables renamed into {live}; dropping the previous ones")
+            try:
+                self._drop_objects(cursor, live, [o for o in old_objects if o[0] != "TRIGGER"])
+                self._create_objects(cursor, live, new_objects)
+            except (MySQLdb.Error, RestoreError) as exc:
+                raise RestoreError(
+                    f"the tables of {live} were restored, but its views, routines or triggers "
+                    f"were not ({exc}); the previous tables are kept in {aside}"
+                ) from exc
+            cursor.execute(f"DROP DATABASE IF EXISTS {_q(aside)}")
+            cursor.execute(f"DROP DATABASE IF EXISTS {_q(scratch_name)}")
+        finally:
+            conn.close()
+
+    # --- checks ---------------------------------------------------------------------------
+    def integrity_errors(
+        self, scratch: Scratch | None = None, *, level: str = "quick"
+    ) -> list[str]:
+        schema = self._schema(scratch)
+        errors: list[str] = []
+        try:
+            with self._cursor(schema) as cursor:
+                tables = self._tables(cursor, schema)
+                option = " EXTENDED" if level == "full" else ""
+                for start in range(0, len(tables), 50):
+                    names = ", ".join(_q(t) for t in tables[start : start + 50])
+                    cursor.execute(f"CHECK TABLE {names}{option}")
+                    for table, _op, kind, text in cursor.fetchall():
+                        kind = str(kind).lower()
+                        if kind == "error" or (kind == "status" and text != "OK"):
+                            errors.append(f"table {str(table).split('.', 1)[-1]}: {text}")
+        except Exception as exc:  # noqa: BLE001 - failing to open is a finding, not a crash
+            return [f"database unreadable: {exc}"]
+        return errors
+
+    def row_counts(self, scratch: Scratch | None = None) -> dict[str, int]:
+        schema = self._schema(scratch)
+        with self._cursor(schema) as cursor:
+            counts: dict[str, int] = {}
+            for table in self._tables(cursor, schema):
+                cursor.execute(f"SELECT COUNT(*) FROM {_q(table)}")  # noqa: S608
+                counts[table] = int(cursor.fetchone()[0])
+            return counts
+
+    def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
+        schema = self._schema(scratch)
+        with self._cursor(schema) as cursor:
+            if "django_migrations" not in self._tables(cursor, schema):
+                return {}
+            cursor.execute("SELECT app, name FROM django_migrations ORDER BY app, id")
+            applied: dict[str, list[str]] = {}
+            for app, name in cursor.fetchall():
+                applied.setdefault(app, []).append(name)
+            return applied
+
+    # --- lock: GET_LOCK on a dedicated connection -----------------------------------------
+    def _lock_name(self) -> str:
+        name = f"safemigrate:{self.live_name}"
+        if len(name) > 64:
+            name = "safemigrate:" + hashlib.sha256(self.live_name.encode()).hexdigest()[:40]
+        return name
+
+    def try_lock(self) -> bool:
+        if self._lock_conn is not None:
+            return True
+        conn = self._connect(None)
+        try:
+            with conn.cursor() as cursor:
+                # A long migration must not lose its lock to an idle timeout.
+                cursor.execute("SET SESSION wait_timeout = 31536000")
+                cursor.execute("SELECT GET_LOCK(%s, 0)", [self._lock_name()])
+                row = cursor.fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if not row or row[0] != 1:
+            conn.close()
+            return False
+        self._lock_conn = conn
+        return True
+
+    def unlock(self) -> None:
+        conn, self._lock_conn = self._lock_conn, None
+        if conn is not None:
+            conn.close()  # ending the session releases the lock
+
+    def lock_holder(self) -> str | None:
+        try:
+            with self._cursor(None) as cursor:
+                cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name()])
+                row = cursor.fetchone()
+                if not row or row[0] is None:
+                    return None
+                cursor.execute(
+                    "SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s",
+                    [row[0]],
+                )
+                info = cursor.fetchone()
+        except (MySQLdb.Error, SafeMigrateError):
+            return None
+        if info is None:
+            return f"server connection {row[0]}"
+        user, host, seconds = info
+        return f"server connection {row[0]} of {user} from {host}, holding it for {seconds}s"
