@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
@@ -44,6 +45,10 @@ class ProgramExerciseInline(admin.TabularInline):
     autocomplete_fields = ("exercise",)
     extra = 1
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Each row's title is its __str__, which names the exercise.
+        return super().get_queryset(request).select_related("exercise")
+
 
 @admin.register(Program)
 class ProgramAdmin(admin.ModelAdmin):
@@ -67,9 +72,7 @@ class ProgramAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 exercise_count=Count("program_exercises"),
-                workout_count=Coalesce(
-                    Subquery(workouts, output_field=IntegerField()), Value(0)
-                ),
+                workout_count=Coalesce(Subquery(workouts, output_field=IntegerField()), Value(0)),
             )
         )
 
@@ -88,6 +91,10 @@ class WorkoutSetInline(admin.TabularInline):
     ordering = ("order",)
     autocomplete_fields = ("exercise",)
     extra = 1
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Each row's title is its __str__, which names the exercise.
+        return super().get_queryset(request).select_related("exercise")
 
 
 @admin.register(Workout)

@@ -33,9 +33,7 @@ M, E = MuscleGroup, Equipment
 
 EXERCISES: tuple[DemoExercise, ...] = (
     # Barbell compounds
-    DemoExercise(
-        "Back Squat", M.QUADRICEPS, E.BARBELL, 110, 2.5, "High bar, below parallel."
-    ),
+    DemoExercise("Back Squat", M.QUADRICEPS, E.BARBELL, 110, 2.5, "High bar, below parallel."),
     DemoExercise("Front Squat", M.QUADRICEPS, E.BARBELL, 85, 2.5, "Clean grip, elbows high."),
     DemoExercise("Deadlift", M.BACK, E.BARBELL, 150, 2.5, "Conventional stance."),
     DemoExercise("Romanian Deadlift", M.HAMSTRINGS, E.BARBELL, 100, 2.5),

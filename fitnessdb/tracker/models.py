@@ -11,6 +11,13 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 
+def _number(value: Decimal | float | int | None) -> str:
+    """A quantity without trailing zeros: Decimal("80.00") -> "80", Decimal("82.50") -> "82.5"."""
+    if value is None:
+        return "?"
+    return f"{Decimal(str(value)).normalize():f}"
+
+
 class TimeStampedModel(models.Model):
     """Abstract base adding ``created`` and ``modified`` timestamps maintained by Django."""
 
@@ -244,7 +251,7 @@ class WorkoutSet(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.exercise} {self.reps}×{self.weight:g} kg"
+        return f"{self.exercise} {self.reps}×{_number(self.weight)} kg"
 
     @property
     def volume(self) -> Decimal:
@@ -291,7 +298,7 @@ class BodyMetric(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        text = f"{self.date.isoformat()}: {self.weight_kg:g} kg"
+        text = f"{self.date.isoformat()}: {_number(self.weight_kg)} kg"
         if self.body_fat_percent is not None:
-            text += f", {self.body_fat_percent:g} % body fat"
+            text += f", {_number(self.body_fat_percent)} % body fat"
         return text

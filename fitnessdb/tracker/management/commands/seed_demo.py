@@ -9,15 +9,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from fitnessdb.tracker import demo_data
-from fitnessdb.tracker.services import (
+from fitnessdb.tracker.demo import (
     BULK_TAG,
     DEMO_TAG,
     DEMO_WEEKS,
     ProgressCallback,
-    count_rows,
     generate_bulk_workouts,
     seed_demo_data,
 )
+from fitnessdb.tracker.services import count_rows
 
 #: --scale presets: (generated workouts, sets per workout).
 SCALES: dict[str, tuple[int, int]] = {
@@ -31,18 +31,21 @@ MAX_SETS_PER_WORKOUT = 100
 
 
 class Command(BaseCommand):
-    help = f"""Load realistic demo data: {len(demo_data.EXERCISES)} real exercises, {len(demo_data.PROGRAMS)} programs, the last
-{DEMO_WEEKS} weeks of workouts with progressive overload, and a body-weight trend.
-
-Safe to run again: exercises and programs are only created when missing (existing rows are never
-overwritten), and the dated demo rows (notes starting with "{DEMO_TAG}") are brought back in line
-with the plan instead of being duplicated.
-
-For load testing, --scale or --workouts add generated workouts (notes starting with
-"{BULK_TAG}") spread over the ten years before the demo weeks. Re-running tops up to the target
-count and never duplicates: a run with the same numbers does nothing, a smaller --workouts
-deletes the surplus (--workouts 0 removes them all), and a different --sets-per-workout
-regenerates them. Presets: {", ".join(f"{k} = {w:,} workouts × {s}" for k, (w, s) in SCALES.items())} sets."""
+    help = (
+        f"Load realistic demo data: {len(demo_data.EXERCISES)} real exercises, "
+        f"{len(demo_data.PROGRAMS)} programs, the last {DEMO_WEEKS} weeks of workouts with\n"
+        "progressive overload, and a body-weight trend.\n\n"
+        "Safe to run again: exercises and programs are only created when missing (existing rows\n"
+        f'are never overwritten), and the dated demo rows (notes starting with "{DEMO_TAG}") are\n'
+        "brought back in line with the plan instead of being duplicated.\n\n"
+        "For load testing, --scale or --workouts add generated workouts (notes starting with\n"
+        f'"{BULK_TAG}") spread over the ten years before the demo weeks. Re-running tops up to\n'
+        "the target and never duplicates: the same numbers again do nothing, a smaller\n"
+        "--workouts deletes the surplus (--workouts 0 removes them all), and a different\n"
+        "--sets-per-workout regenerates them. Presets: "
+        + ", ".join(f"{name} = {w:,} workouts × {s}" for name, (w, s) in SCALES.items())
+        + " sets."
+    )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -118,7 +121,7 @@ regenerates them. Presets: {", ".join(f"{k} = {w:,} workouts × {s}" for k, (w, 
                 target, per_workout = bulk
                 if verbosity >= 1:
                     self.stdout.write(
-                        f"Generating up to {target:,} workouts with {per_workout} sets each…"
+                        f"Generated workouts: target {target:,} with {per_workout} sets each…"
                     )
                 result = generate_bulk_workouts(
                     workouts=target,
