@@ -8,12 +8,12 @@ PY=.venv/bin/python
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo
 username="${DJANGO_SUPERUSER_USERNAME:-admin}"
-if ! $PY manage.py shell -c "from django.contrib.auth import get_user_model as g; import sys; sys.exit(0 if g().objects.filter(is_superuser=True).exists() else 1)" 2>/dev/null; then
+if ! $PY manage.py shell --no-imports -c "from django.contrib.auth import get_user_model as g; import sys; sys.exit(0 if g().objects.filter(is_superuser=True).exists() else 1)" 2>/dev/null; then
   password="${DJANGO_SUPERUSER_PASSWORD:-$($PY -c 'import secrets; print(secrets.token_urlsafe(12))')}"
   DJANGO_SUPERUSER_PASSWORD="$password" $PY manage.py createsuperuser --noinput \
     --username "$username" --email "${DJANGO_SUPERUSER_EMAIL:-admin@example.com}"
   echo
-  echo "  Superuser created. Log in at http://127.0.0.1:8000/admin/ as: $username / $password"
+  echo "  Superuser created. Log in at http://${BIND:-127.0.0.1:8000}/admin/ as: $username / $password"
   echo "  (shown once; change it with: .venv/bin/python manage.py changepassword $username)"
   echo
 fi
