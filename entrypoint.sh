@@ -6,8 +6,10 @@
 #      -> migrate -> post-check -> automatic restore on failure. Several containers may start at
 #      once: the lock lets one migrate while the others wait, then find nothing left to do.
 #      A refused or rolled-back migration stops here with a non-zero exit, so the container never
-#      serves a half-migrated database;
-#      SKIP_MIGRATE=1 (e.g. a worker) skips this step and waits until the migrations are applied;
+#      serves a half-migrated database. It exits after MIGRATE_FAILURE_DELAY seconds (default
+#      300), so a restart policy does not take a new backup every few seconds.
+#      SKIP_MIGRATE=1 (e.g. the worker) skips this step and waits until another container has
+#      migrated (MIGRATE_WAIT_TIMEOUT seconds, default 600);
 #   3. exec "$@": the command replaces this shell as PID 1 and receives the signals itself.
 set -eu
 
@@ -15,6 +17,9 @@ app_dir=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 python=${PYTHON:-python}
 db_wait_timeout=${DB_WAIT_TIMEOUT:-60}
 skip_migrate=${SKIP_MIGRATE:-0}
+migrate_wait_timeout=${MIGRATE_WAIT_TIMEOUT:-600}
+failure_delay=${MIGRATE_FAILURE_DELAY:-300}
+stopping=0
 
 say() {
     printf 'entrypoint: %s\n' "$*" >&2
@@ -25,7 +30,7 @@ say() {
 run() {
     "$@" &
     child=$!
-    trap 'kill -TERM "$child" 2>/dev/null || true' TERM INT
+    trap 'stopping=1; kill -TERM "$child" 2>/dev/null || true' TERM INT
     rc=0
     wait "$child" || rc=$?
     # A trapped signal interrupts `wait` (exit > 128) while the child still runs: wait again.
@@ -59,8 +64,8 @@ fi
 
 if [ "$skip_migrate" = "1" ]; then
     say "SKIP_MIGRATE=1: not migrating; waiting until another container has migrated"
-    run "$python" "$app_dir/manage.py" waitfordb --migrated \
-        --timeout "${MIGRATE_WAIT_TIMEOUT:-600}" || status=$?
+    run "$python" "$app_dir/manage.py" waitfordb --migrated --timeout "$migrate_wait_timeout" \
+        || status=$?
     if [ "$status" -ne 0 ]; then
         say "the database is not migrated (see above); not starting: $*"
         exit "$status"
@@ -69,8 +74,14 @@ else
     run "$python" "$app_dir/manage.py" safemigrate --noinput || status=$?
     if [ "$status" -ne 0 ]; then
         say "safemigrate failed (exit $status): the migration was refused or rolled back (the" \
-            "reason is above), so the database is as it was before. Not starting: $*"
+            "line above says which, and why). Not starting: $*"
         say "backups: python manage.py backups; fix the migration, then start the container again"
+        # Each attempt takes a full pre-migration backup: a restart loop must not fill the disk.
+        if [ "$failure_delay" -gt 0 ] && [ "$stopping" -eq 0 ]; then
+            say "exiting in ${failure_delay}s (MIGRATE_FAILURE_DELAY), so a restart policy does" \
+                "not retry at once; docker compose stop web worker stops here"
+            run sleep "$failure_delay" || true
+        fi
         exit "$status"
     fi
 fi

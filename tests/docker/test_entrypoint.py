@@ -26,9 +26,9 @@ SERVED = "import sys; print('served', *sys.argv[1:])"
 
 
 def entrypoint_env(env: dict[str, str], **extra: str) -> dict[str, str]:
-    """The environment of a container: ``python`` on PATH is this virtualenv's."""
+    """The environment of a container: ``python`` on PATH is this virtualenv's; no failure delay."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**env, "PATH": path, **extra}
+    return {"MIGRATE_FAILURE_DELAY": "0", **env, "PATH": path, **extra}
 
 
 def run_entrypoint(
@@ -118,8 +118,9 @@ def test_entrypoint__failed_migration_exits_nonzero_and_never_runs_the_command(t
     ) in result.stderr
     assert (
         "entrypoint: safemigrate failed (exit 1): the migration was refused or rolled back "
-        "(the reason is above), so the database is as it was before. Not starting: python -c"
+        "(the line above says which, and why). Not starting: python -c"
     ) in result.stderr
+    assert "MIGRATE_FAILURE_DELAY" not in result.stderr  # 0 here: exits at once
     assert table_dump(db) == before
     assert migration_rows(db) == ["0001_initial"]
 
@@ -173,7 +174,8 @@ def test_entrypoint__two_copies_at_once_on_a_fresh_volume_build_it_once(tmp_path
 
 
 def test_entrypoint__sigterm_during_migration_is_forwarded_and_rolls_back(tmp_path):
-    """`docker stop` while the shell is PID 1: the migration sees SIGTERM and is undone."""
+    """`docker stop` while the shell is PID 1: the migration sees SIGTERM, is undone, and the
+    container stops without the failure delay."""
     env = prepared_db(tmp_path)
     db = tmp_path / "db.sqlite3"
     before = table_dump(db)
@@ -182,16 +184,48 @@ def test_entrypoint__sigterm_during_migration_is_forwarded_and_rolls_back(tmp_pa
         "python",
         "-c",
         SERVED,
-        env={**env, "MIGRAPP_SLOW": "30", "MIGRAPP_SLOW_MARKER": str(marker)},
+        env={
+            **env,
+            "MIGRAPP_SLOW": "30",
+            "MIGRAPP_SLOW_MARKER": str(marker),
+            "MIGRATE_FAILURE_DELAY": "300",
+        },
     )
     assert wait_for(marker.exists, timeout=90)
     proc.send_signal(signal.SIGTERM)  # to the shell only, as Docker does to PID 1
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stderr
+    assert "exiting in 300s" not in stderr
     assert "served" not in stdout
     assert "migration migrapp.0002_item_note failed (interrupted" in stderr
     assert "entrypoint: safemigrate failed (exit 1)" in stderr
     assert table_dump(db) == before
+
+
+def test_entrypoint__failure_delay_holds_a_restart_loop_back_until_stopped(tmp_path):
+    """After a rolled-back migration the container waits before exiting; `docker stop` ends it."""
+    env = prepared_db(tmp_path)
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen(
+            ["sh", str(ENTRYPOINT), "python", "-c", SERVED],
+            env=entrypoint_env(env, MIGRAPP_FAIL="1", MIGRATE_FAILURE_DELAY="300"),
+            cwd="/",
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+        assert wait_for(lambda: "exiting in 300s" in errors.read_text(), timeout=120)
+        time.sleep(0.5)
+        assert proc.poll() is None  # still waiting
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 1
+    assert time.monotonic() - stopped < 5
+    assert (
+        "entrypoint: exiting in 300s (MIGRATE_FAILURE_DELAY), so a restart policy does not retry "
+        "at once; docker compose stop web worker stops here"
+    ) in errors.read_text()
 
 
 def test_entrypoint__command_receives_sigterm_directly(tmp_path):

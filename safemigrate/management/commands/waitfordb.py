@@ -1,4 +1,4 @@
-"""``waitfordb``: wait until the database accepts connections (and, with ``--migrated``, is migrated).
+"""``waitfordb``: wait until the database accepts connections (with ``--migrated``: is migrated).
 
 Used by the container entrypoint before ``safemigrate``: a database server started beside the app
 (docker compose) may take a few seconds to accept connections.
@@ -80,7 +80,7 @@ class Command(SafeMigrateCommand):
                 connection.ensure_connection()
             except DatabaseError as exc:
                 connection.close()
-                if time.monotonic() + interval > deadline:
+                if time.monotonic() >= deadline:
                     raise CommandError(
                         f"database {name} is not reachable after {timeout:g}s "
                         f"({attempts} attempts; last error: {first_line(exc)}); check "
@@ -89,7 +89,7 @@ class Command(SafeMigrateCommand):
                     ) from exc
                 if attempts == 1:
                     self.progress(f"Waiting for database {name}: {first_line(exc)}")
-                time.sleep(interval)
+                time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
                 continue
             if attempts > 1:
                 self.progress(f"Database {name} is up (after {attempts} attempts)")
@@ -105,7 +105,7 @@ class Command(SafeMigrateCommand):
                 if announced:
                     self.progress(f"Database {name} is migrated")
                 return
-            if time.monotonic() + interval > deadline:
+            if time.monotonic() >= deadline:
                 raise CommandError(
                     f"database {name} still has {len(plan.steps)} unapplied migration(s) after "
                     f"{timeout:g}s (first: {plan.steps[0].label}); the container that migrates "
@@ -117,4 +117,4 @@ class Command(SafeMigrateCommand):
                     "by another container"
                 )
                 announced = True
-            time.sleep(interval)
+            time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
