@@ -59,9 +59,17 @@ def _grow_pipe(stream: IO[bytes] | None) -> None:
 
 
 def _stderr_text(err: IO[bytes]) -> str:
+    """The tool's last error lines, without the failed statement the mariadb client echoes
+    between ``-----`` rulers (it may hold a whole row of data)."""
     err.seek(0)
-    lines = [line.strip() for line in err.read().decode("utf-8", "replace").splitlines()]
-    lines = [line for line in lines if line]
+    lines: list[str] = []
+    echoed = False
+    for raw in err.read().decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        if line and set(line) == {"-"}:
+            echoed = not echoed
+        elif line and not echoed:
+            lines.append(line if len(line) <= 300 else line[:300] + "…")
     return "; ".join(lines[-6:]) or "no error output"
 
 

@@ -293,13 +293,14 @@ class Adapter(VendorAdapter):
                     "database user needs the CREATE privilege. The live database was not changed"
                 ) from exc
         scratch = MySQLScratch(name)
+        logger.info("created %s", scratch.description)
         counter = DumpRowCounter()
         try:
 
             def chunks() -> Iterator[bytes]:
                 first = source.read(CHUNK)
                 if not first:
-                    raise RestoreError("the backup is empty")
+                    raise RestoreError("the backup holds no data (empty or truncated)")
                 if not first.lstrip().startswith((b"/*", b"--")):
                     raise RestoreError("the backup does not contain a MariaDB/MySQL dump")
                 counter.write(first)
@@ -333,6 +334,7 @@ class Adapter(VendorAdapter):
         try:
             with self._cursor(None) as cursor:
                 cursor.execute(f"DROP DATABASE IF EXISTS {_q(name)}")
+            logger.info("dropped scratch schema %s", name)
         except (MySQLdb.Error, SafeMigrateError) as exc:
             logger.warning("could not drop the scratch schema %s (%s); drop it by hand", name, exc)
 

@@ -368,13 +368,14 @@ class Adapter(VendorAdapter):
             major = _server_major(admin)
             self._tool("pg_restore", major, RestoreError)  # a missing tool fails before any work
             scratch = PostgresScratch(self._create_scratch(admin))
+        logger.info("created %s", scratch.description)
         try:
             args, env = self.restore_command(scratch.name, server_major=major)
 
             def chunks() -> Iterator[bytes]:
                 first = source.read(CHUNK)
                 if not first:
-                    raise RestoreError("the backup is empty")
+                    raise RestoreError("the backup holds no data (empty or truncated)")
                 if not first.startswith(PGDUMP_MAGIC):
                     raise RestoreError("the backup does not contain a PostgreSQL pg_dump archive")
                 yield first
@@ -401,6 +402,7 @@ class Adapter(VendorAdapter):
         try:
             with contextlib.closing(self._maintenance()) as admin:
                 self._drop_database(admin, scratch.name)
+            logger.info("dropped %s", scratch.description)
         except (psycopg.Error, SafeMigrateError) as exc:
             logger.warning("could not drop %s (%s); drop it by hand", scratch.description, exc)
 
