@@ -23,10 +23,11 @@ import base64
 import dataclasses
 import datetime as dt
 import hashlib
-import itertools
 import json
 import logging
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -290,39 +291,81 @@ class _NaturalKeys:
 
 
 class _ModelWriter:
-    """Turns chunks of ``values_list`` rows of one model into lines of Django's JSON format."""
+    """Turns rows of one model, read from a chunked cursor, into lines of Django's JSON format.
+
+    Each column gets the converters a ``values_list`` would apply (Django's own), with shortcuts
+    that give the same values faster: converted decimals and booleans are memoised (they repeat),
+    and with USE_TZ on a UTC connection a datetime the driver already returns skips the converter
+    that only attaches UTC (orjson then writes it as UTC).
+    """
+
+    MEMO_LIMIT = 65_536
 
     def __init__(self, model: type[models.Model], alias: str) -> None:
         self.model, self.alias, self.label = model, alias, _label(model)
+        self.connection = connections[alias]
         pk = model._meta.pk
         if pk is None or isinstance(pk, models.CompositePrimaryKey):
             raise BackupError(f"cannot dump {self.label}: composite primary keys are not supported")
         self.pk = pk
         self.fields = _serialized_fields(model)
         self.names = tuple(f.name for f in self.fields)
-        self.attnames = [pk.attname, *(f.attname for f in self.fields)]
-        self.natural: list[tuple[int, str, _NaturalKeys]] = []
-        self.converters: list[tuple[int, str, Callable[[Any], Any]]] = []
+        self.utc = bool(settings.USE_TZ) and self.connection.timezone_name == "UTC"
+        self.pk_convert = self._column(pk)[2]
+        self.natural: list[tuple[int, _NaturalKeys]] = []
+        # (position in the row, field name, types passed through as they are, memo, converter)
+        self.columns: list[
+            tuple[int, str, frozenset[type], dict[Any, Any] | None, Callable[[Any], Any]]
+        ] = []
         for i, f in enumerate(self.fields, start=1):
-            if f.remote_field is not None:
-                related = f.remote_field.model
-                if _has_natural_key(related):
-                    keys = _NaturalKeys(related, alias, f.target_field.attname)
-                    self.natural.append((i, f.name, keys))
-            elif f.get_internal_type() not in _NATIVE:
-                self.converters.append((i, f.name, self._to_string(f)))
+            related = f.remote_field.model if f.remote_field is not None else None
+            if related is not None and _has_natural_key(related):
+                keys = _NaturalKeys(related, alias, f.target_field.attname)
+                self.natural.append((i, keys))
+                self.columns.append((i, f.name, frozenset(), None, self._natural(keys)))
+                continue
+            passthrough, memo, convert = self._column(f)
+            if convert is not None:
+                self.columns.append((i, f.name, passthrough, memo, convert))
         self.m2m = [(f.name, self._m2m_reader(f)) for f in _auto_m2m(model)]
 
-    @staticmethod
-    def _to_string(f: models.Field[Any, Any]) -> Callable[[Any], Any]:
-        """Protected types as they are, anything else through the field's ``value_to_string``."""
+    def _natural(self, keys: _NaturalKeys) -> Callable[[Any], Any]:
+        label = self.label
+
+        def natural(value: Any) -> Any:
+            return keys.get(value, label=label, pk=None)
+
+        return natural
+
+    def _column(
+        self, f: models.Field[Any, Any]
+    ) -> tuple[frozenset[type], dict[Any, Any] | None, Callable[[Any], Any] | None]:
+        """(types that need no conversion, memo, converter or None) for one column."""
+        col = f.get_col(self.model._meta.db_table)
+        connection = self.connection
+        django_converters = [
+            *connection.ops.get_db_converters(col),
+            *col.get_db_converters(connection),
+        ]
+        internal = f.get_internal_type()
+        custom = internal not in _NATIVE
+        if not django_converters and not custom:
+            return frozenset(), None, None
 
         def convert(value: Any) -> Any:
-            if isinstance(value, _PLAIN):
-                return value
-            return f.value_to_string(_Holder(f.attname, value))
+            for converter in django_converters:
+                value = converter(value, col, connection)
+            if isinstance(value, Decimal):
+                return str(value)
+            if custom and not isinstance(value, _PLAIN):
+                return f.value_to_string(_Holder(f.attname, value))
+            return value
 
-        return convert
+        if internal == "DateTimeField" and self.utc:
+            return frozenset({dt.datetime}), None, convert
+        if internal in ("DecimalField", "BooleanField"):
+            return frozenset(), {}, convert
+        return frozenset(), None, convert
 
     def _m2m_reader(
         self, f: models.ManyToManyField[Any, Any]
@@ -357,31 +400,53 @@ class _ModelWriter:
 
         return read
 
-    def queryset(self) -> Any:
-        return (
+    def chunks(self) -> Iterator[list[bytes]]:
+        """The model's rows in primary-key order, CHUNK_SIZE lines at a time."""
+        attnames = [self.pk.attname, *(f.attname for f in self.fields)]
+        qs = (
             self.model._base_manager.using(self.alias)
             .order_by(self.pk.attname)
-            .values_list(*self.attnames)
+            .values_list(*attnames)
         )
+        sql, params = qs.query.get_compiler(using=self.alias).as_sql()
+        with self.connection.chunked_cursor() as cursor:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(CHUNK_SIZE):
+                yield self.lines(rows)
 
     def lines(self, rows: list[tuple[Any, ...]]) -> list[bytes]:
-        for i, _, keys in self.natural:
+        for i, keys in self.natural:
             keys.prefetch(row[i] for row in rows)
-        pks = [row[0] for row in rows]
+        pk_convert = self.pk_convert
+        pks = [row[0] if pk_convert is None else pk_convert(row[0]) for row in rows]
         m2m = [(name, read(pks)) for name, read in self.m2m]
-        label, names, dumps = self.label, self.names, orjson.dumps
+        label, names, columns, dumps = self.label, self.names, self.columns, orjson.dumps
+        option = orjson.OPT_NAIVE_UTC if self.utc else None
         out = []
-        for row in rows:
-            values = dict(zip(names, row[1:], strict=True))
-            for i, name, keys in self.natural:
-                if row[i] is not None:
-                    values[name] = keys.get(row[i], label=label, pk=row[0])
-            for i, name, convert in self.converters:
-                values[name] = convert(row[i])
+        for pk, row in zip(pks, rows, strict=False):
+            values = dict(zip(names, row[1:], strict=False))
+            for i, name, passthrough, memo, convert in columns:
+                value = row[i]
+                if value is None or type(value) in passthrough:
+                    continue
+                # Memoised columns: 0, 0.0 and -0.0 are equal keys, so falsy values skip the memo.
+                if memo is not None and value:
+                    result = memo.get(value)
+                    if result is None:
+                        if len(memo) >= self.MEMO_LIMIT:
+                            memo.clear()
+                        result = memo[value] = convert(value)
+                    values[name] = result
+                else:
+                    values[name] = convert(value)
             for name, grouped in m2m:
-                values[name] = grouped.get(row[0], [])
+                values[name] = grouped.get(pk, [])
             out.append(
-                dumps({"model": label, "pk": row[0], "fields": values}, default=_orjson_default)
+                dumps(
+                    {"model": label, "pk": pk, "fields": values},
+                    default=_orjson_default,
+                    option=option,
+                )
             )
         return out
 
@@ -402,12 +467,6 @@ def _natural_primary_lines(model: type[models.Model], alias: str) -> list[bytes]
     return [orjson.dumps(item, default=_orjson_default) for item in data]
 
 
-def _batched(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(iterable)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
-
-
 def _write_rows(
     sink: Any, *, alias: str, progress: Progress | None
 ) -> tuple[dict[str, int], dict[str, list[str]]]:
@@ -426,9 +485,7 @@ def _write_rows(
             if label in NATURAL_PRIMARY:
                 chunks: Iterator[list[bytes]] = iter([_natural_primary_lines(model, alias)])
             else:
-                writer = _ModelWriter(model, alias)
-                rows = writer.queryset().iterator(chunk_size=CHUNK_SIZE)
-                chunks = (writer.lines(batch) for batch in _batched(rows, CHUNK_SIZE))
+                chunks = _ModelWriter(model, alias).chunks()
             for lines in chunks:
                 if not lines:
                     continue
@@ -449,6 +506,40 @@ def _write_rows(
         counts[label] = written
     sink.write(_EMPTY_TAIL if first else _TAIL)
     return counts, migrations
+
+
+class _BackgroundSink:
+    """Hands chunks to a thread that writes them (hashing and compressing release the GIL), so
+    encoding overlaps with reading rows; at most ``depth`` chunks wait, so memory stays flat."""
+
+    def __init__(self, target: Any, depth: int = 8) -> None:
+        self.target = target
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="safemigrate-json-writer")
+
+    def _run(self) -> None:
+        while (data := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.target.write(data)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    self.error = exc
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(data)
+
+    def __enter__(self) -> _BackgroundSink:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None and exc_info[0] is None:
+            raise self.error
 
 
 def dump_manifest_path(path: Path) -> Path:
@@ -517,8 +608,8 @@ def _create_json_dump(
             writer = BackupWriter(
                 f, compression=conf.compress, level=conf.compress_level, key=conf.encryption_key
             )
-            with adapter.read_snapshot():
-                counts, migrations = _write_rows(writer, alias=alias, progress=progress)
+            with adapter.read_snapshot(), _BackgroundSink(writer) as sink:
+                counts, migrations = _write_rows(sink, alias=alias, progress=progress)
             stats = writer.finish()
         if progress:
             progress("reading the dump back to verify it")
@@ -703,58 +794,142 @@ class _RowError(SafeMigrateError):
     """One row of the dump cannot be loaded; turned into a RestoreError naming it."""
 
 
+_MISSING = object()
+
+
 class _ModelLoader:
-    """Converts the dump's rows of one model into parameters for one INSERT statement."""
+    """Converts the dump's rows of one model into parameters for one INSERT statement.
+
+    Each value goes through its field's ``get_db_prep_save`` (never ``pre_save``), with shortcuts
+    that give the same parameters faster: integers, strings and booleans of the right type pass
+    as they are, decimals are memoised (they repeat), and with USE_TZ on a UTC connection a UTC
+    datetime is passed naive, which every backend stores as that UTC time.
+    """
+
+    MEMO_LIMIT = 65_536
 
     def __init__(self, model: type[models.Model], alias: str, resolver: _NaturalResolver) -> None:
-        connection = connections[alias]
+        self.connection = connections[alias]
+        self.resolver = resolver
         self.model, self.label = model, _label(model)
+        self.utc = bool(settings.USE_TZ) and self.connection.timezone_name == "UTC"
         opts = model._meta
         pk = opts.pk
-        if pk is None:
-            raise RestoreError(f"cannot load {self.label}: it has no primary key")
+        if pk is None or isinstance(pk, models.CompositePrimaryKey):
+            raise RestoreError(
+                f"cannot load {self.label}: composite primary keys are not supported"
+            )
         self.fields = _serialized_fields(model)
-        self.names = [f.name for f in self.fields]
-        self.name_set = set(self.names)
-        self.m2m = {f.name: f for f in _auto_m2m(model)}
-        self.pk_convert = _converter(pk, connection, resolver)
-        self.converters = [_converter(f, connection, resolver) for f in self.fields]
-        qn = connection.ops.quote_name
-        columns = [pk.column, *(f.column for f in self.fields)]
+        self.known = {f.name for f in self.fields} | {f.name for f in _auto_m2m(model)}
+        self.pk_column = self._column(pk)
+        self.columns = [(f.name, *self._column(f)) for f in self.fields]
+        self.defaults = {f.name: f for f in self.fields}
+        qn = self.connection.ops.quote_name
+        names = [pk.column, *(f.column for f in self.fields)]
         self.sql = (
-            f"INSERT INTO {qn(opts.db_table)} ({', '.join(qn(c) for c in columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(columns))})"
+            f"INSERT INTO {qn(opts.db_table)} ({', '.join(qn(c) for c in names)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(names))})"
         )
-        self.m2m_sql: dict[str, str] = {}
-        self.m2m_convert: dict[str, Callable[[Any], Any]] = {}
-        for name, f in self.m2m.items():
+        self.m2m: list[tuple[str, str, tuple[frozenset[type], Any, Callable[[Any], Any]]]] = []
+        for f in _auto_m2m(model):
             through = f.remote_field.through._meta
-            self.m2m_sql[name] = (
+            sql = (
                 f"INSERT INTO {qn(through.db_table)} "  # noqa: S608
                 f"({qn(f.m2m_column_name())}, {qn(f.m2m_reverse_name())}) VALUES (%s, %s)"
             )
-            self.m2m_convert[name] = _converter(
-                f.remote_field.model._meta.pk, connection, resolver, natural_of=f.remote_field.model
-            )
+            target = f.remote_field.model
+            self.m2m.append((f.name, sql, self._column(target._meta.pk, natural_of=target)))
         self.width = len(self.fields) + len(self.m2m)
+
+    def _column(
+        self, f: models.Field[Any, Any], *, natural_of: type[models.Model] | None = None
+    ) -> tuple[frozenset[type], dict[Any, Any] | None, Callable[[Any], Any]]:
+        """(types passed as they are, memo or None, converter) for one column."""
+        if f.remote_field is not None and natural_of is None:
+            related = f.remote_field.model
+            return self._column(
+                f.target_field, natural_of=related if _has_natural_key(related) else None
+            )
+        connection, ops = self.connection, self.connection.ops
+
+        def prep(value: Any) -> Any:
+            return f.get_db_prep_save(f.to_python(value), connection)
+
+        internal = f.get_internal_type()
+        passthrough: frozenset[type] = frozenset()
+        memo: dict[Any, Any] | None = None
+        convert: Callable[[Any], Any] = prep
+        if internal in _INTEGERS:
+            passthrough = frozenset({int})
+        elif internal in _TEXTS:
+            passthrough = frozenset({str})
+        elif internal == "BooleanField":
+            passthrough = frozenset({bool})
+        elif internal == "DecimalField":
+            memo = {}
+        elif internal == "JSONField":
+
+            def convert(value: Any) -> Any:
+                return f.get_db_prep_save(value, connection)
+
+        elif internal == "DateTimeField" and self.utc:
+
+            def convert(value: Any) -> Any:
+                if type(value) is str and value.endswith(("+00:00", "Z")):
+                    cut = -1 if value[-1] == "Z" else -6
+                    return ops.adapt_datetimefield_value(dt.datetime.fromisoformat(value[:cut]))
+                return prep(value)
+
+        elif internal == "DateField":
+
+            def convert(value: Any) -> Any:
+                return ops.adapt_datefield_value(dt.date.fromisoformat(value))
+
+        if natural_of is not None:
+            model, resolver, plain = natural_of, self.resolver, convert
+
+            def convert(value: Any) -> Any:
+                if isinstance(value, list):
+                    return resolver(model, value)
+                return plain(value)
+
+        return passthrough, memo, convert
 
     def row(self, obj: dict[str, Any]) -> tuple[list[Any], list[tuple[str, list[Any]]]]:
         """(row parameters, m2m (sql, pairs)) for one object of the dump."""
         fields = obj["fields"]
-        pk = self.pk_convert(obj["pk"])
         if len(fields) != self.width:
-            unknown = sorted(set(fields) - self.name_set - set(self.m2m))
+            unknown = sorted(set(fields) - self.known)
             if unknown:
                 raise _RowError(f"it has fields {self.label} does not have ({', '.join(unknown)})")
+        passthrough, _, convert = self.pk_column
+        pk = obj.get("pk")
+        if pk is None:
+            raise _RowError("it has no primary key (pk)")
+        if type(pk) not in passthrough:
+            pk = convert(pk)
         values = [pk]
-        for f, name, convert in zip(self.fields, self.names, self.converters, strict=True):
-            value = fields[name] if name in fields else f.get_default()
-            values.append(value if convert is None else convert(value))
+        append, get = values.append, fields.get
+        for name, passthrough, memo, convert in self.columns:
+            value = get(name, _MISSING)
+            if value is None or type(value) in passthrough:
+                append(value)
+            elif value is _MISSING:
+                f = self.defaults[name]
+                append(f.get_db_prep_save(f.get_default(), self.connection))
+            elif memo is not None:
+                result = memo.get(value)
+                if result is None:
+                    if len(memo) >= self.MEMO_LIMIT:
+                        memo.clear()
+                    result = memo[value] = convert(value)
+                append(result)
+            else:
+                append(convert(value))
         m2m = []
-        for name in self.m2m:
-            convert = self.m2m_convert[name]
-            targets = fields.get(name) or []
-            m2m.append((self.m2m_sql[name], [(pk, convert(t)) for t in targets]))
+        for name, sql, (passthrough, _, convert) in self.m2m:
+            targets = [t if type(t) in passthrough else convert(t) for t in get(name) or ()]
+            m2m.append((sql, [(pk, t) for t in targets]))
         return values, m2m
 
 
@@ -777,68 +952,6 @@ class _NaturalResolver:
                     "nor in the database"
                 ) from exc
         return self.cache[cache_key]
-
-
-def _converter(
-    f: models.Field[Any, Any],
-    connection: Any,
-    resolver: _NaturalResolver,
-    *,
-    natural_of: type[models.Model] | None = None,
-) -> Callable[[Any], Any] | None:
-    """value in the dump -> query parameter, as ``get_db_prep_save`` (None: use as it is)."""
-    if f.remote_field is not None and natural_of is None:
-        related = f.remote_field.model
-        natural = related if _has_natural_key(related) else None
-        return _converter(f.target_field, connection, resolver, natural_of=natural)
-    if natural_of is not None:
-        related_model = natural_of
-        inner = _converter(f, connection, resolver)
-
-        def natural_value(value: Any) -> Any:
-            if isinstance(value, list):
-                return resolver(related_model, value)
-            return value if inner is None or value is None else inner(value)
-
-        return natural_value
-    ops = connection.ops
-    internal = f.get_internal_type()
-    if internal in _INTEGERS:
-        return lambda v: (
-            v if v is None or type(v) is int else f.get_db_prep_save(f.to_python(v), connection)
-        )
-    if internal in _TEXTS:
-        return lambda v: (
-            v if v is None or type(v) is str else f.get_db_prep_save(f.to_python(v), connection)
-        )
-    if internal == "BooleanField":
-        return lambda v: (
-            v if v is None or type(v) is bool else f.get_db_prep_save(f.to_python(v), connection)
-        )
-    if internal == "DateTimeField":
-        use_tz = settings.USE_TZ
-
-        def datetime_value(v: Any) -> Any:
-            if v is None:
-                return None
-            value = dt.datetime.fromisoformat(v)
-            if use_tz and value.tzinfo is None:
-                return f.get_db_prep_save(f.to_python(v), connection)
-            return ops.adapt_datetimefield_value(value)
-
-        return datetime_value
-    if internal == "DateField":
-        return lambda v: None if v is None else ops.adapt_datefield_value(dt.date.fromisoformat(v))
-    if internal == "TimeField":
-        return lambda v: None if v is None else ops.adapt_timefield_value(dt.time.fromisoformat(v))
-    if internal == "DecimalField":
-        max_digits, places = f.max_digits, f.decimal_places  # type: ignore[attr-defined]
-        return lambda v: (
-            None if v is None else ops.adapt_decimalfield_value(f.to_python(v), max_digits, places)
-        )
-    if internal == "JSONField":
-        return lambda v: f.get_db_prep_save(v, connection)
-    return lambda v: f.get_db_prep_save(f.to_python(v), connection)
 
 
 def _lines(reader: BackupReader) -> Iterator[bytes]:
