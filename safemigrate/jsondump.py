@@ -1008,15 +1008,17 @@ def _execute(
             cursor.executemany(m2m_sql, pairs)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+def _one_line(problem: BaseException | str) -> str:
+    return " ".join(str(problem).split())
 
 
-def _row_error(label: str, pk: Any, line: int, name: str, exc: BaseException) -> RestoreError:
+def _row_error(
+    label: str, pk: Any, line: int, name: str, problem: BaseException | str
+) -> RestoreError:
     what = f"{label} pk={pk!r}" if pk is not None else label
     return RestoreError(
-        f"cannot load {what} (line {line} of {name}): {_one_line(exc)}; the database was not "
-        "changed. Fix that row in the source database and dump again"
+        f"cannot load {what} (line {line} of {name}): {_one_line(problem)}; the database was "
+        "not changed. Fix that row in the source database and dump again"
     )
 
 
@@ -1093,13 +1095,9 @@ def _load(
     clear: bool,
     progress: Progress | None,
 ) -> dict[str, int]:
+    """Empty (when ``clear``) and fill the tables in one transaction; checks, then commits."""
     connection = connections[alias]
-    by_label = {_label(m): m for m in model_list}
-    resolver = _NaturalResolver(alias)
-    loaders: dict[str, _ModelLoader] = {}
-    counts: dict[str, int] = {}
     name = info.path.name
-    loads = orjson.loads
     with info.path.open("rb") as f, transaction.atomic(using=alias):
         reader = BackupReader(
             f,
@@ -1111,98 +1109,123 @@ def _load(
         with connection.constraint_checks_disabled(), connection.cursor() as cursor:
             if clear:
                 _delete_rows(cursor, model_list, connection)
-            batch: _Batch | None = None
-            ended = False
-            total = 0
-            lines = enumerate(_lines(reader), start=1)
-            first = next(lines, (1, b""))[1]
-            if first.strip() != b"[":
-                raise RestoreError(f"{name} is not a JSON dump (it does not start with '[')")
-            for number, line in lines:
-                if ended:
-                    if line.strip():
-                        raise RestoreError(f"{name} has data after its end (line {number})")
-                    continue
-                if line == b"]":
-                    ended = True
-                    continue
-                try:
-                    obj = loads(line[:-1] if line.endswith(b",") else line)
-                    label = obj["model"]
-                except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise RestoreError(
-                        f"line {number} of {name} is not an object of a JSON dump ({exc}); "
-                        "the database was not changed"
-                    ) from exc
-                if label in NATURAL_PRIMARY:
-                    if batch is not None:
-                        _insert(cursor, batch, alias, name)
-                        batch = None
-                    _save_natural(obj, alias, number, name)
-                    counts[label] = counts.get(label, 0) + 1
-                    continue
-                if batch is None or batch.loader.label != label:
-                    if batch is not None:
-                        _insert(cursor, batch, alias, name)
-                    if label not in loaders:
-                        model = by_label.get(label)
-                        if model is None:
-                            raise RestoreError(
-                                f"line {number} of {name} holds a {label} row, a model this "
-                                "project does not have; the database was not changed"
-                            )
-                        loaders[label] = _ModelLoader(model, alias, resolver)
-                        if progress:
-                            progress(f"loading {label}")
-                    batch = _Batch(loaders[label])
-                try:
-                    row, m2m = batch.loader.row(obj)
-                except (_RowError, ValidationError, ValueError, TypeError, KeyError) as exc:
-                    message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc
-                    raise _row_error(
-                        label, obj.get("pk"), number, name, Exception(message)
-                    ) from exc
-                batch.rows.append(row)
-                batch.m2m.append(m2m)
-                batch.where.append((number, obj.get("pk")))
-                counts[label] = counts.get(label, 0) + 1
-                if len(batch.rows) >= CHUNK_SIZE:
-                    _insert(cursor, batch, alias, name)
-                    batch = _Batch(batch.loader)
-                total += 1
-                if progress and total % PROGRESS_EVERY == 0:
-                    progress(f"  {total:,} rows loaded")
-            if batch is not None:
-                _insert(cursor, batch, alias, name)
-            if not ended:
-                raise ChecksumMismatch(
-                    f"{name} is truncated (it ends without ']'); the database was not changed"
-                )
-            reader.check(info.sha256)
-            differ = sorted(
-                k
-                for k in set(counts) | set(info.models)
-                if counts.get(k, 0) != info.models.get(k, 0)
+            importer = _Importer(name, alias=alias, model_list=model_list, progress=progress)
+            counts = importer.run(_lines(reader), cursor)
+        reader.check(info.sha256)
+        differ = sorted(
+            k for k in set(counts) | set(info.models) if counts.get(k, 0) != info.models.get(k, 0)
+        )
+        if differ:
+            label = differ[0]
+            raise RestoreError(
+                f"{name} does not hold the rows its manifest lists ({label}: "
+                f"{counts.get(label, 0)} rows, manifest says {info.models.get(label, 0)}); "
+                "the database was not changed"
             )
-            if differ:
-                label = differ[0]
-                raise RestoreError(
-                    f"{name} does not hold the rows its manifest lists ({label}: "
-                    f"{counts.get(label, 0)} rows, manifest says {info.models.get(label, 0)}); "
-                    "the database was not changed"
-                )
-        tables = [m._meta.db_table for m in model_list]
         try:
-            connection.check_constraints(table_names=tables)
+            connection.check_constraints(table_names=[m._meta.db_table for m in model_list])
         except DatabaseError as exc:
             raise RestoreError(
                 f"{name} breaks a foreign key: {_one_line(exc)}; the database was not changed"
             ) from exc
+        loaded = [m for m in model_list if counts.get(_label(m))]
         with connection.cursor() as cursor:
-            loaded = [by_label[label] for label in counts if label in by_label]
             for sql in connection.ops.sequence_reset_sql(no_style(), loaded):
                 cursor.execute(sql)
-    return {label: counts[label] for label in counts}
+    return counts
+
+
+class _Importer:
+    """Streams the lines of one dump into batched INSERTs (inside the caller's transaction)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        alias: str,
+        model_list: list[type[models.Model]],
+        progress: Progress | None,
+    ) -> None:
+        self.name, self.alias, self.progress = name, alias, progress
+        self.models = {_label(m): m for m in model_list}
+        self.resolver = _NaturalResolver(alias)
+        self.loaders: dict[str, _ModelLoader] = {}
+        self.counts: dict[str, int] = {}
+        self.batch: _Batch | None = None
+        self.total = 0
+
+    def run(self, lines: Iterable[bytes], cursor: Any) -> dict[str, int]:
+        numbered = enumerate(lines, start=1)
+        if next(numbered, (1, b""))[1].strip() != b"[":
+            raise RestoreError(f"{self.name} is not a JSON dump (it does not start with '[')")
+        for number, line in numbered:
+            if line == b"]":
+                for after, rest in numbered:
+                    if rest.strip():
+                        raise RestoreError(f"{self.name} has data after its end (line {after})")
+                break
+            self._add(number, self._parse(number, line), cursor)
+        else:
+            raise ChecksumMismatch(
+                f"{self.name} is truncated (it ends without ']'); the database was not changed"
+            )
+        self._flush(cursor)
+        return self.counts
+
+    def _parse(self, number: int, line: bytes) -> dict[str, Any]:
+        try:
+            obj = orjson.loads(line[:-1] if line.endswith(b",") else line)
+            obj["model"].lower()
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise RestoreError(
+                f"line {number} of {self.name} is not an object of a JSON dump ({exc}); "
+                "the database was not changed"
+            ) from exc
+        return obj  # type: ignore[no-any-return]
+
+    def _add(self, number: int, obj: dict[str, Any], cursor: Any) -> None:
+        label = obj["model"]
+        self.counts[label] = self.counts.get(label, 0) + 1
+        if label in NATURAL_PRIMARY:
+            self._flush(cursor)
+            _save_natural(obj, self.alias, number, self.name)
+            return
+        if self.batch is None or self.batch.loader.label != label:
+            self._flush(cursor)
+            self.batch = _Batch(self._loader(label, number))
+        batch = self.batch
+        try:
+            row, m2m = batch.loader.row(obj)
+        except (_RowError, ValidationError, ValueError, TypeError, KeyError) as exc:
+            message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            raise _row_error(label, obj.get("pk"), number, self.name, message) from exc
+        batch.rows.append(row)
+        batch.m2m.append(m2m)
+        batch.where.append((number, obj.get("pk")))
+        if len(batch.rows) >= CHUNK_SIZE:
+            self._flush(cursor)
+            self.batch = _Batch(batch.loader)
+        self.total += 1
+        if self.progress and self.total % PROGRESS_EVERY == 0:
+            self.progress(f"  {self.total:,} rows loaded")
+
+    def _loader(self, label: str, number: int) -> _ModelLoader:
+        if label not in self.loaders:
+            model = self.models.get(label)
+            if model is None:
+                raise RestoreError(
+                    f"line {number} of {self.name} holds a {label} row, a model this project "
+                    "does not have; the database was not changed"
+                )
+            self.loaders[label] = _ModelLoader(model, self.alias, self.resolver)
+            if self.progress:
+                self.progress(f"loading {label}")
+        return self.loaders[label]
+
+    def _flush(self, cursor: Any) -> None:
+        if self.batch is not None:
+            _insert(cursor, self.batch, self.alias, self.name)
+            self.batch = None
 
 
 def _save_natural(obj: dict[str, Any], alias: str, number: int, name: str) -> None:
