@@ -1111,6 +1111,7 @@ def _load(
                 _delete_rows(cursor, model_list, connection)
             importer = _Importer(name, alias=alias, model_list=model_list, progress=progress)
             counts = importer.run(_lines(reader), cursor)
+            counts = {label: counts.get(label, 0) for label in info.models} | counts
         reader.check(info.sha256)
         differ = sorted(
             k for k in set(counts) | set(info.models) if counts.get(k, 0) != info.models.get(k, 0)

@@ -35,7 +35,9 @@ def delete_backup_files(manifest: Manifest) -> None:
     """Remove a backup's file, JSON dump and manifest (manifest last), and its catalogue row."""
     manifest.file_path.unlink(missing_ok=True)
     if manifest.json_dump and manifest.json_dump.get("file"):
-        manifest.file_path.with_name(manifest.json_dump["file"]).unlink(missing_ok=True)
+        dump = manifest.file_path.with_name(manifest.json_dump["file"])
+        dump.unlink(missing_ok=True)
+        dump.with_name(dump.name + ".dump-manifest.json").unlink(missing_ok=True)
     if manifest.path is not None:
         manifest.path.unlink(missing_ok=True)
     catalogue.forget(manifest.name)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import MySQLdb
+from django.db import transaction
 
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
@@ -518,6 +519,15 @@ class Adapter(VendorAdapter):
             for app, name in cursor.fetchall():
                 applied.setdefault(app, []).append(name)
             return applied
+
+    # --- consistent reads: one REPEATABLE READ snapshot (Django's default is READ COMMITTED) --
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        if not self.connection.in_atomic_block:  # applies to the next transaction
+            with self.connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        with transaction.atomic(using=self.alias):
+            yield
 
     # --- lock: GET_LOCK on a dedicated connection -----------------------------------------
     def _lock_name(self) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import psycopg
+from django.db import transaction
 from psycopg import sql
 
 from safemigrate.codec import CHUNK
@@ -578,6 +579,16 @@ class Adapter(VendorAdapter):
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
         with self._open(scratch) as conn:
             return _migrations(conn)
+
+    # --- consistent reads: one REPEATABLE READ snapshot ------------------------------------
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        nested = self.connection.in_atomic_block
+        with transaction.atomic(using=self.alias):
+            if not nested:  # must be the transaction's first statement
+                with self.connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
 
     # --- lock: an advisory lock on a dedicated connection -----------------------------------
     def _lock_key(self) -> int:

@@ -1,11 +1,12 @@
-"""``backup``: an on-demand verified backup."""
+"""``backup``: an on-demand verified backup (optionally with, or only, a portable JSON dump)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from safemigrate.backup import create_backup
-from safemigrate.management.base import SafeMigrateCommand, describe_backup
+from safemigrate.jsondump import JsonDumpResult, create_json_dump
+from safemigrate.management.base import SafeMigrateCommand, describe_backup, human_size
 
 
 class Command(SafeMigrateCommand):
@@ -13,14 +14,56 @@ class Command(SafeMigrateCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--reason", default="manual", help="Why (becomes part of the name).")
+        json_group = parser.add_mutually_exclusive_group()
+        json_group.add_argument(
+            "--with-json",
+            action="store_true",
+            help="Also write a portable JSON dump (loaddata's format), listed in the manifest.",
+        )
+        json_group.add_argument(
+            "--json-only",
+            action="store_true",
+            help="Write only the portable JSON dump, no database backup.",
+        )
         self.add_database_argument(parser)
         self.add_format_argument(parser)
 
-    def handle(self, *args: Any, database: str, reason: str, format: str, **options: Any) -> None:
-        result = create_backup(alias=database, reason=reason, progress=self.progress)
-        if format == "json":
-            self.write_json(result.manifest.as_json(id=result.id))
+    def handle(
+        self,
+        *args: Any,
+        database: str,
+        reason: str,
+        format: str,
+        with_json: bool = False,
+        json_only: bool = False,
+        **options: Any,
+    ) -> None:
+        if json_only:
+            dump = create_json_dump(alias=database, reason=reason, progress=self.progress)
+            if format == "json":
+                self.write_json(dump.as_json())
+                return
+            self._describe_dump(dump)
+            self.stdout.write(self.style.SUCCESS(f"JSON dump done in {dump.duration:.2f}s"))
             return
-        for line in describe_backup(result.manifest, result.id):
+        result = create_backup(alias=database, reason=reason, progress=self.progress)
+        manifest, dump = result.manifest, None
+        if with_json:
+            dump = create_json_dump(alias=database, backup=manifest, progress=self.progress)
+            manifest = dump.backup or manifest
+        if format == "json":
+            self.write_json(manifest.as_json(id=result.id))
+            return
+        for line in describe_backup(manifest, result.id):
             self.stdout.write(line)
-        self.stdout.write(self.style.SUCCESS(f"Backup done in {result.duration:.2f}s"))
+        if dump is not None:
+            self._describe_dump(dump)
+        duration = result.duration + (dump.duration if dump else 0.0)
+        self.stdout.write(self.style.SUCCESS(f"Backup done in {duration:.2f}s"))
+
+    def _describe_dump(self, dump: JsonDumpResult) -> None:
+        self.stdout.write(f"JSON:     {dump.path}")
+        self.stdout.write(
+            f"          {human_size(dump.size)} ({dump.size:,} bytes; {human_size(dump.raw_size)} "
+            f"of JSON), {dump.rows:,} rows in {len(dump.models)} models, sha256 {dump.sha256}"
+        )

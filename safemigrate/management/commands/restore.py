@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from safemigrate import catalogue
+from safemigrate.jsondump import load_json_dump
 from safemigrate.management.base import SafeMigrateCommand, human_size
 from safemigrate.manifest import Manifest
 from safemigrate.restore import manifest_for_file, restore_backup, restore_preview
@@ -25,6 +26,17 @@ class Command(SafeMigrateCommand):
         group.add_argument("--list", action="store_true", help="List restorable backups.")
         group.add_argument("--latest", action="store_true", help="The newest verified backup.")
         group.add_argument("--file", help="A backup file (its manifest beside it, if it has one).")
+        group.add_argument(
+            "--json",
+            metavar="FILE",
+            help="Load a JSON dump (from backup --with-json/--json-only) into a migrated database; "
+            "moves data across engines.",
+        )
+        parser.add_argument(
+            "--replace",
+            action="store_true",
+            help="With --json: replace the data already in the database (after a safety backup).",
+        )
         parser.add_argument(
             "--no-safety-backup",
             action="store_true",
@@ -59,6 +71,19 @@ class Command(SafeMigrateCommand):
 
             call_command("backups", database=database, stdout=self.stdout)
             return
+        if options.get("json"):
+            if backup:
+                raise CommandError("give a backup id/name or --json, not both")
+            self._load_json(
+                Path(options["json"]),
+                database=database,
+                replace=options.get("replace", False),
+                safety_backup=not no_safety_backup,
+                interactive=interactive,
+            )
+            return
+        if options.get("replace"):
+            raise CommandError("--replace goes with --json FILE")
         manifest = self._choose(backup, latest, file, database)
         preview = restore_preview(backup=manifest, alias=database)
         self.stdout.write(f"Restore {manifest.name} ({manifest.created}, {human_size(manifest.size)})")
@@ -97,6 +122,38 @@ class Command(SafeMigrateCommand):
             self.style.SUCCESS(
                 f"Restored {manifest.name} in {result.duration:.2f}s "
                 f"({sum(result.row_counts.values()):,} rows)."
+            )
+        )
+
+    def _load_json(
+        self, path: Path, *, database: str, replace: bool, safety_backup: bool, interactive: bool
+    ) -> None:
+        if replace and interactive:
+            self.stdout.write(
+                f"Replace every row in database {database!r} with the data in {path.name}"
+                + (" (a safety backup is taken first)." if safety_backup else ".")
+            )
+            answer = input("Type 'yes' to continue, anything else to cancel: ")
+            if answer.strip() != "yes":
+                raise CommandError("restore cancelled; nothing was changed")
+        result = load_json_dump(
+            path=path,
+            alias=database,
+            replace=replace,
+            safety_backup=safety_backup,
+            progress=self.progress,
+        )
+        if result.safety_backup:
+            self.stdout.write(
+                f"Safety backup of the previous state: {result.safety_backup.manifest.name}"
+            )
+        width = max((len(label) for label in result.models), default=0)
+        for label, rows in result.models.items():
+            self.stdout.write(f"  {label:<{width}}  {rows:>12,}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Loaded {path.name} into {database!r} in {result.duration:.2f}s "
+                f"({result.rows:,} rows in {len(result.models)} models)."
             )
         )
 
