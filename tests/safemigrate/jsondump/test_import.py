@@ -1,0 +1,315 @@
+"""load_json_dump: exact round trips, refusing data, replacing it safely, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.apps import apps
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+
+from fitnessdb.tracker.models import Exercise, WorkoutSet
+from safemigrate.exceptions import ChecksumMismatch, RestoreError
+from safemigrate.jsondump import create_json_dump, dumped_models, load_json_dump
+from safemigrate.manifest import read_manifest
+from tests.safemigrate.jsondump.conftest import empty_database
+from tests.safemigrate.jsondump.data import decoded, edit_object, rewrite_dump, table_rows
+
+# Every model whose rows hold no content type or permission ids (those are the target's own).
+ROWS = tuple(
+    m._meta.label_lower
+    for m in dumped_models(alias="default")
+    if m._meta.label_lower not in {"contenttypes.contenttype", "auth.permission", "admin.logentry"}
+)
+
+
+def log_entries() -> list[tuple]:
+    return [
+        (e.pk, e.action_time, e.user_id, e.content_type.natural_key(), e.object_id, e.object_repr)
+        for e in LogEntry.objects.order_by("pk")
+    ]
+
+
+def nothing_loaded() -> bool:
+    return all(not rows for rows in table_rows(ROWS).values())
+
+
+@pytest.fixture
+def dump(fitness_data):
+    """A dump of the fitness data, and the database emptied again."""
+    result = create_json_dump(alias="default")
+    rows, entries = table_rows(ROWS), log_entries()
+    empty_database()
+    return result, rows, entries
+
+
+def test_load_json_dump__round_trip_is_exact(dump):
+    """Every row comes back, even where the target's content type ids differ from the source's."""
+    result, rows, entries = dump
+    ContentType.objects.get_by_natural_key("tracker", "exercise").delete()  # new ids on load
+    ContentType.objects.clear_cache()
+
+    loaded = load_json_dump(path=result.path, alias="default")
+
+    assert loaded.models == result.models
+    assert loaded.rows == result.rows > 100
+    assert table_rows(ROWS) == rows
+    assert log_entries() == entries
+    ana = apps.get_model("auth.user").objects.get(username="ana")
+    assert [p.natural_key() for p in ana.user_permissions.all()] == [
+        ("view_exercise", "tracker", "exercise")
+    ]
+    assert sorted(p.codename for p in ana.groups.get().permissions.all()) == [
+        "add_workout",
+        "change_workout",
+    ]
+    again = create_json_dump(alias="default")
+    assert decoded(again.path) == decoded(result.path)
+    assert again.raw_sha256 == result.raw_sha256
+
+
+def test_load_json_dump__resets_sequences_so_new_rows_get_new_ids(dump):
+    result, *_ = dump
+    load_json_dump(path=result.path, alias="default")
+
+    created = Exercise.objects.create(name="Brand New", muscle_group="core", equipment="other")
+
+    assert created.pk > max(Exercise.objects.exclude(pk=created.pk).values_list("pk", flat=True))
+
+
+def test_load_json_dump__refuses_a_database_with_data(dump):
+    result, *_ = dump
+    Exercise.objects.create(name="Already here", muscle_group="core", equipment="other")
+
+    with pytest.raises(RestoreError) as excinfo:
+        load_json_dump(path=result.path, alias="default")
+
+    assert str(excinfo.value) == (
+        "database 'default' already has data (tracker.exercise); load into an empty, migrated "
+        "database, or replace its data with --replace (a safety backup is taken first)"
+    )
+    assert list(Exercise.objects.values_list("name", flat=True)) == ["Already here"]
+
+
+def test_load_json_dump__replace_takes_a_safety_backup_first(dump):
+    result, rows, _ = dump
+    Exercise.objects.create(name="Already here", muscle_group="core", equipment="other")
+
+    loaded = load_json_dump(path=result.path, alias="default", replace=True)
+
+    assert loaded.replaced
+    assert table_rows(ROWS) == rows
+    safety = loaded.safety_backup
+    assert safety is not None
+    assert safety.manifest.reason == "pre_json_restore"
+    assert read_manifest(safety.manifest.path).row_counts["tracker_exercise"] == 1
+
+
+def test_load_json_dump__encrypted_round_trip(fitness_data, settings):
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "correct horse battery staple"
+    result = create_json_dump(alias="default")
+    rows = table_rows(ROWS)
+    empty_database()
+
+    load_json_dump(path=result.path, alias="default")
+
+    assert result.path.name.endswith(".json.zst.enc")
+    assert table_rows(ROWS) == rows
+
+
+def test_load_json_dump__truncated_file_is_refused_before_anything_changes(dump):
+    result, *_ = dump
+    data = result.path.read_bytes()
+    result.path.write_bytes(data[: len(data) // 2])
+
+    with pytest.raises(ChecksumMismatch, match=r"is \d[\d,]* bytes but its manifest says"):
+        load_json_dump(path=result.path, alias="default")
+
+    assert nothing_loaded()
+
+
+def test_load_json_dump__corrupt_file_is_refused(dump):
+    result, *_ = dump
+    data = bytearray(result.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    result.path.write_bytes(bytes(data))
+
+    with pytest.raises(
+        ChecksumMismatch, match="^checksum mismatch for backup-json-.*the database was not changed"
+    ):
+        load_json_dump(path=result.path, alias="default")
+
+    assert nothing_loaded()
+
+
+def test_load_json_dump__cut_short_inside_rolls_everything_back(dump):
+    """A dump whose checksums match but whose end is missing: rows went in, then out again."""
+    result, *_ = dump
+    rewrite_dump(result.path, lambda lines: lines[:-3])
+
+    with pytest.raises(ChecksumMismatch, match=r"is truncated \(it ends without '\]'\)"):
+        load_json_dump(path=result.path, alias="default")
+
+    assert nothing_loaded()
+
+
+def test_load_json_dump__missing_manifest(dump):
+    result, *_ = dump
+    result.manifest_path.unlink()
+
+    with pytest.raises(RestoreError) as excinfo:
+        load_json_dump(path=result.path, alias="default")
+
+    assert str(excinfo.value) == (
+        f"{result.path.name} has no dump manifest beside it ({result.manifest_path.name}); "
+        "restore --json needs it to check the dump: copy it with the dump"
+    )
+
+
+def test_load_json_dump__from_another_project(dump):
+    result, *_ = dump
+
+    def blog(lines):
+        return [lines[0], b'{"model":"blog.post","pk":1,"fields":{"title":"hi"}},', *lines[1:]]
+
+    def manifest(info):
+        info["models"] = {"blog.post": 1, **info["models"]}
+        info["migrations"]["blog"] = ["0001_initial"]
+
+    rewrite_dump(result.path, blog, manifest)
+
+    with pytest.raises(RestoreError) as excinfo:
+        load_json_dump(path=result.path, alias="default")
+
+    assert str(excinfo.value) == (
+        f"{result.path.name} holds models this project does not have (blog.post): it was made "
+        "by another project or by code with other apps; the database was not changed"
+    )
+    assert nothing_loaded()
+
+
+def test_load_json_dump__says_which_apps_are_at_other_migrations(dump):
+    result, *_ = dump
+
+    def manifest(info):
+        info["migrations"]["tracker"].append("0099_future")
+        info["migrations"]["sessions"] = []
+
+    rewrite_dump(result.path, manifest=manifest)
+
+    with pytest.raises(RestoreError) as excinfo:
+        load_json_dump(path=result.path, alias="default")
+
+    assert str(excinfo.value) == (
+        f"{result.path.name} was made at other migrations than this code: sessions (only in "
+        "this database: 0001_initial); tracker (only in the dump: 0099_future). Load it with "
+        "code at the dump's migrations (then migrate), or migrate the source and dump again; "
+        "the database was not changed"
+    )
+
+
+def test_load_json_dump__check_constraint_violation_names_the_row(dump):
+    result, *_ = dump
+    rewrite_dump(
+        result.path, edit_object("tracker.workoutset", 5, lambda o: o["fields"].update(reps=0))
+    )
+    bad = [o for o in json.loads(decoded(result.path)) if o["model"] == "tracker.workoutset"][5]
+
+    with pytest.raises(RestoreError) as excinfo:
+        load_json_dump(path=result.path, alias="default")
+
+    message = str(excinfo.value)
+    assert re.fullmatch(
+        rf"cannot load tracker\.workoutset pk={bad['pk']} "
+        rf"\(line \d+ of {re.escape(result.path.name)}\): "
+        r"CHECK constraint failed: tracker_workoutset_reps_positive; the database was not "
+        r"changed\. Fix that row in the source database and dump again",
+        message,
+    ), message
+    assert nothing_loaded()
+
+
+def test_load_json_dump__unique_violation_names_the_row(dump):
+    result, *_ = dump
+    first = [o for o in json.loads(decoded(result.path)) if o["model"] == "tracker.exercise"][0]
+    rewrite_dump(
+        result.path,
+        edit_object(
+            "tracker.exercise", 1, lambda o: o["fields"].update(name=first["fields"]["name"])
+        ),
+    )
+
+    with pytest.raises(
+        RestoreError,
+        match=r"^cannot load tracker\.exercise pk=\d+ \(line \d+ of .*UNIQUE constraint failed",
+    ):
+        load_json_dump(path=result.path, alias="default")
+
+    assert nothing_loaded()
+
+
+def test_load_json_dump__broken_foreign_key_names_the_row(dump):
+    result, *_ = dump
+    rewrite_dump(
+        result.path,
+        edit_object("tracker.workoutset", 0, lambda o: o["fields"].update(workout=987654)),
+    )
+
+    with pytest.raises(RestoreError) as excinfo:
+        load_json_dump(path=result.path, alias="default")
+
+    assert re.match(
+        rf"{re.escape(result.path.name)} breaks a foreign key: The row in table "
+        r"'tracker_workoutset' with primary key '\d+' has an invalid foreign key: "
+        r"tracker_workoutset\.workout_id contains a value '987654'",
+        str(excinfo.value),
+    ), str(excinfo.value)
+    assert nothing_loaded()
+
+
+def test_load_json_dump__bad_value_names_the_row(dump):
+    result, *_ = dump
+    rewrite_dump(
+        result.path,
+        edit_object("tracker.workout", 2, lambda o: o["fields"].update(date="not a date")),
+    )
+
+    with pytest.raises(
+        RestoreError,
+        match=r"^cannot load tracker\.workout pk=\d+ \(line \d+ of .*: "
+        r"Invalid isoformat string: 'not a date'",
+    ):
+        load_json_dump(path=result.path, alias="default")
+
+    assert nothing_loaded()
+
+
+def test_load_json_dump__row_counts_must_match_the_manifest(dump):
+    result, *_ = dump
+    rewrite_dump(
+        result.path, manifest=lambda info: info["models"].update({"tracker.workoutset": 1})
+    )
+
+    with pytest.raises(
+        RestoreError,
+        match=r"does not hold the rows its manifest lists "
+        r"\(tracker\.workoutset: \d+ rows, manifest says 1\)",
+    ):
+        load_json_dump(path=result.path, alias="default")
+
+    assert WorkoutSet.objects.count() == 0
+
+
+def test_load_json_dump__reports_rows_per_model_and_progress(dump):
+    result, *_ = dump
+    messages: list[str] = []
+
+    loaded = load_json_dump(path=result.path, alias="default", progress=messages.append)
+
+    assert loaded.models["tracker.workoutset"] == WorkoutSet.objects.count()
+    assert set(loaded.models) == set(result.models)
+    assert messages[0] == f"checking {result.path.name}"
+    assert "loading tracker.workoutset" in messages
+    assert apps.get_model("auth.user").objects.get(username="ana").groups.get().name == "coaches"
