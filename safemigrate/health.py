@@ -148,7 +148,7 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                     f"({newest.name}); SAFEMIGRATE_MAX_BACKUP_AGE_HOURS is {max_age:g}"
                 ),
                 hint=(
-                    "Make one with `manage.py backup` or the admin's \"Back up now\", or "
+                    'Make one with `manage.py backup` or the admin\'s "Back up now", or '
                     "schedule backups with SAFEMIGRATE_SCHEDULE."
                 ),
             )
@@ -162,7 +162,7 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                     f"{backup_dir_for(alias)}"
                 ),
                 hint=(
-                    "Make one with `manage.py backup` or the admin's \"Back up now\", or "
+                    'Make one with `manage.py backup` or the admin\'s "Back up now", or '
                     "schedule backups with SAFEMIGRATE_SCHEDULE."
                 ),
             )

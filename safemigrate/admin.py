@@ -1,0 +1,716 @@
+"""The admin: the backup catalogue with Back up now / Restore / Verify / Download / Pin, and the
+log of migration runs.
+
+Every button is a thin door into the library (the same functions the commands call). State changes
+only on POST with CSRF, each view checks its permission itself (``admin_view`` checks only staff),
+and an expected failure is a message and a redirect, never a 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from functools import update_wrapper
+from pathlib import Path
+from typing import Any
+
+from django.apps import apps
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model, logout
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connections, transaction
+from django.db.models import QuerySet
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.cache import patch_cache_control
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from safemigrate import catalogue
+from safemigrate.backup import create_backup
+from safemigrate.exceptions import BackupNotFound, SafeMigrateError
+from safemigrate.health import Problem, backup_health
+from safemigrate.management.base import human_size
+from safemigrate.manifest import Manifest, read_manifest, update_manifest
+from safemigrate.models import Backup, MigrationRun
+from safemigrate.restore import restore_backup, restore_preview, verify_backup
+from safemigrate.rotation import delete_backup_files
+
+CHART_BACKUPS = 40
+"""How many of the newest backups the change list's chart shows."""
+
+
+def _manifest(backup: Backup) -> Manifest:
+    """The backup's sidecar manifest (the source of truth); BackupNotFound when it is gone."""
+    return read_manifest(backup.manifest_path)
+
+
+def _manifest_or_row(backup: Backup) -> Manifest:
+    """The manifest, or one describing the catalogue row when the manifest is gone (for delete)."""
+    try:
+        return _manifest(backup)
+    except SafeMigrateError:
+        return Manifest(
+            name=backup.name,
+            file=Path(backup.path).name,
+            sha256=backup.sha256,
+            size=backup.size,
+            created=backup.created.isoformat(),
+            reason=backup.reason,
+            vendor=backup.vendor,
+            database=backup.database,
+            database_name="",
+            compression=backup.compression,
+            encryption=None,
+            path=backup.manifest_path,
+        )
+
+
+def _is_project_app(label: str) -> bool:
+    try:
+        return not apps.get_app_config(label).name.startswith("django.")
+    except LookupError:
+        return True
+
+
+class BackupStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("verified", _("verified")),
+            ("unverified", _("not verified")),
+            ("missing", _("missing on disk")),
+            ("pinned", _("pinned")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Backup]) -> QuerySet[Backup]:
+        value = self.value()
+        if value == "verified":
+            return queryset.filter(verified=True)
+        if value == "unverified":
+            return queryset.filter(verified=False)
+        if value == "pinned":
+            return queryset.filter(pinned=True)
+        if value == "missing":
+            missing = [pk for pk, p in queryset.values_list("pk", "path") if not Path(p).is_file()]
+            return queryset.filter(pk__in=missing)
+        return queryset
+
+
+@admin.register(Backup)
+class BackupAdmin(admin.ModelAdmin):
+    list_display = [
+        "created",
+        "reason",
+        "database",
+        "size_display",
+        "format_display",
+        "migrations_head",
+        "verified_display",
+        "on_disk_display",
+        "pinned",
+    ]
+    list_display_links = ["created"]
+    list_filter = ["reason", BackupStateFilter, "database"]
+    search_fields = ["name", "sha256"]
+    date_hierarchy = "created"
+    list_per_page = 50
+    fieldsets = [
+        (None, {"fields": ["name", "path", "on_disk_display", "created", "reason", "database"]}),
+        (
+            _("File"),
+            {
+                "fields": [
+                    "vendor",
+                    "size_display",
+                    "sha256",
+                    "compression",
+                    "encrypted",
+                    "duration",
+                ]
+            },
+        ),
+        (_("State"), {"fields": ["verified", "verified_at", "pinned"]}),
+        (_("Contents"), {"fields": ["migrations_display", "row_counts_display", "json_dump"]}),
+    ]
+    readonly_fields = [
+        "name",
+        "path",
+        "on_disk_display",
+        "created",
+        "reason",
+        "database",
+        "vendor",
+        "size_display",
+        "sha256",
+        "compression",
+        "encrypted",
+        "duration",
+        "verified",
+        "verified_at",
+        "pinned",
+        "migrations_display",
+        "row_counts_display",
+        "json_dump",
+    ]
+
+    # --- read-only catalogue (it mirrors the manifests; the buttons below change things) -----
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Backup | None = None) -> bool:
+        return False
+
+    # --- columns -----------------------------------------------------------------------------
+    @admin.display(description=_("size"), ordering="size")
+    def size_display(self, obj: Backup) -> str:
+        return human_size(obj.size)
+
+    @admin.display(description=_("format"))
+    def format_display(self, obj: Backup) -> str:
+        return f"{obj.compression}{' + AES-256-GCM' if obj.encrypted else ''}"
+
+    @admin.display(description=_("migrations"))
+    def migrations_head(self, obj: Backup) -> str:
+        heads = {app: names[-1] for app, names in sorted(obj.migrations.items()) if names}
+        if not heads:
+            return "-"
+        shown = [app for app in heads if _is_project_app(app)][:3] or list(heads)[:3]
+        text = ", ".join(f"{app}.{heads[app]}" for app in shown)
+        more = len(heads) - len(shown)
+        title = "\n".join(f"{app}: {name}" for app, name in heads.items())
+        return format_html(
+            '<span title="{}">{}{}</span>', title, text, f" (+{more} apps)" if more else ""
+        )
+
+    @admin.display(description=_("verified"), ordering="verified_at")
+    def verified_display(self, obj: Backup) -> str:
+        if not obj.verified:
+            return format_html('<span class="safemigrate-bad">{}</span>', _("no"))
+        when = f"{obj.verified_at:%Y-%m-%d %H:%M}" if obj.verified_at else ""
+        return format_html('<span class="safemigrate-ok">{}</span> {}', _("yes"), when)
+
+    @admin.display(description=_("on disk"))
+    def on_disk_display(self, obj: Backup) -> str:
+        if obj.on_disk:
+            return format_html('<span class="safemigrate-ok">{}</span>', _("yes"))
+        return format_html('<strong class="safemigrate-bad">{}</strong>', _("MISSING"))
+
+    @admin.display(description=_("applied migrations"))
+    def migrations_display(self, obj: Backup) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (app, names[-1], len(names))
+                for app, names in sorted(obj.migrations.items())
+                if names
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("app"),
+            _("latest"),
+            _("count"),
+            rows,
+        )
+
+    @admin.display(description=_("row counts"))
+    def row_counts_display(self, obj: Backup) -> str:
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td></tr>", sorted(obj.row_counts.items())
+        )
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("table"),
+            _("rows"),
+            rows,
+        )
+
+    # --- URLs ---------------------------------------------------------------------------------
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+
+        def view(method: Any) -> Any:
+            # Backups and restores must run outside a transaction, even with ATOMIC_REQUESTS.
+            def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                return method(request, *args, **kwargs)  # type: ignore[no-any-return]
+
+            update_wrapper(wrapper, method)
+            for alias in connections:
+                wrapper = transaction.non_atomic_requests(using=alias)(wrapper)
+            return self.admin_site.admin_view(wrapper)
+
+        return [
+            path("backup-now/", view(self.backup_now_view), name="{}_{}_backup_now".format(*info)),
+            path(
+                "<path:object_id>/restore/",
+                view(self.restore_view),
+                name="{}_{}_restore".format(*info),
+            ),
+            path(
+                "<path:object_id>/verify/",
+                view(self.verify_view),
+                name="{}_{}_verify".format(*info),
+            ),
+            path(
+                "<path:object_id>/download/",
+                view(self.download_view),
+                name="{}_{}_download".format(*info),
+            ),
+            path("<path:object_id>/pin/", view(self.pin_view), name="{}_{}_pin".format(*info)),
+            *super().get_urls(),
+        ]
+
+    def _url(self, name: str, *args: Any) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_{name}", args=args)
+
+    def _get_backup(self, request: HttpRequest, object_id: str) -> Backup:
+        backup = self.get_object(request, unquote(object_id))
+        if backup is None:
+            raise Http404(f"no backup with id {object_id!r}")
+        return backup
+
+    @staticmethod
+    def _require(request: HttpRequest, perm: str) -> None:
+        if not request.user.has_perm(f"safemigrate.{perm}"):
+            raise PermissionDenied
+
+    def _permissions(self, request: HttpRequest) -> dict[str, bool]:
+        user = request.user
+        return {
+            "can_backup": user.has_perm("safemigrate.add_backup"),
+            "can_restore": user.has_perm("safemigrate.restore_backup"),
+            "can_download": user.has_perm("safemigrate.download_backup"),
+            "can_verify": user.has_perm("safemigrate.change_backup"),
+            "can_pin": user.has_perm("safemigrate.change_backup"),
+        }
+
+    # --- the change list: health banner, chart, Back up now -------------------------------
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        problems: list[Problem] = []
+        for alias in connections:
+            try:
+                problems.extend(backup_health(alias=alias).problems)
+            except Exception as exc:  # noqa: BLE001 - the page must render whatever the state
+                problems.append(Problem("", f"health of database {alias!r} unknown: {exc}", ""))
+        context = {
+            **self._permissions(request),
+            "health_problems": problems,
+            "chart": backup_chart(),
+            "databases": list(connections),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=context)
+
+    def backup_now_view(self, request: HttpRequest) -> HttpResponse:
+        """POST: make a verified backup now (permission safemigrate.add_backup)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require(request, "add_backup")
+        changelist = self._url("changelist")
+        alias = request.POST.get("database") or "default"
+        if alias not in connections:
+            self.message_user(request, _("Unknown database %r.") % alias, messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        try:
+            result = create_backup(alias=alias, reason="admin")
+        except SafeMigrateError as exc:
+            self.message_user(request, _("Backup failed: %s") % exc, messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        manifest = result.manifest
+        backup = Backup.objects.filter(name=manifest.name).first()
+        if backup is not None:
+            self.log_addition(request, backup, [{"added": {}}])
+        self.message_user(
+            request,
+            _(
+                "Backed up database %(alias)r to %(name)s "
+                "(%(size)s, %(rows)s rows, verified) in %(s).1fs."
+            )
+            % {
+                "alias": alias,
+                "name": manifest.name,
+                "size": human_size(manifest.size),
+                "rows": f"{manifest.total_rows:,}",
+                "s": result.duration,
+            },
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(changelist)
+
+    # --- the change form: Restore / Verify / Download / Pin --------------------------------
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        context = {
+            **self._permissions(request),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: what the restore will change. POST (CSRF) from that page: restore."""
+        backup = self._get_backup(request, object_id)
+        self._require(request, "restore_backup")
+        change_url = self._url("change", backup.pk)
+        try:
+            manifest = _manifest(backup)
+            if not manifest.file_path.is_file():
+                raise BackupNotFound(
+                    f"backup file {manifest.file_path} is missing; it cannot be restored. "
+                    "Restore another backup"
+                )
+            if backup.database not in connections:
+                raise BackupNotFound(
+                    f"{backup.name} is a backup of database {backup.database!r}, which is not in "
+                    "DATABASES"
+                )
+        except SafeMigrateError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        if request.method == "POST":
+            return self._restore(request, backup, manifest)
+        preview = restore_preview(backup=manifest, alias=backup.database)
+        changed_tables = sum(1 for _t, then, now in preview.row_counts if then != now)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Restore %s?") % backup.name,
+            "subtitle": None,
+            "opts": self.opts,
+            "original": backup,
+            "manifest": manifest,
+            "preview": preview,
+            "migration_rows": _migration_rows(manifest.migrations, preview.current_migrations),
+            "changed_tables": changed_tables,
+            "size": human_size(manifest.size),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/safemigrate/backup/restore_confirmation.html", context
+        )
+
+    def _restore(self, request: HttpRequest, backup: Backup, manifest: Manifest) -> HttpResponse:
+        user_pk = request.user.pk
+        try:
+            result = restore_backup(backup=manifest, alias=backup.database, safety_backup=True)
+        except SafeMigrateError as exc:
+            self.message_user(request, _("Restore failed: %s") % exc, messages.ERROR)
+            return HttpResponseRedirect(self._url("change", backup.pk))
+        text = _("Restored %(name)s (%(rows)s rows) in %(s).1fs.") % {
+            "name": manifest.name,
+            "rows": f"{sum(result.row_counts.values()):,}",
+            "s": result.duration,
+        }
+        if result.safety_backup is not None:
+            text += " " + _("The state before the restore is in the safety backup %s.") % (
+                result.safety_backup.manifest.name
+            )
+        if _session_survived(request, user_pk):
+            restored = Backup.objects.filter(name=manifest.name).first()
+            if restored is not None:
+                with contextlib.suppress(DatabaseError):
+                    self.log_change(
+                        request, restored, f"Restored the database from {manifest.name}"
+                    )
+            self.message_user(request, text, messages.SUCCESS)
+        else:
+            # The sessions and users were restored too: this login is not in the restored database.
+            logout(request)
+            self.message_user(
+                request,
+                text
+                + " "
+                + _("Your session was not in the restored database: please log in again."),
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(self._url("changelist"))
+
+    def verify_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: checksum + scratch restore + integrity check (needs safemigrate.change_backup)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        backup = self._get_backup(request, object_id)
+        self._require(request, "change_backup")
+        change_url = self._url("change", backup.pk)
+        try:
+            verify_backup(backup=_manifest(backup), alias=backup.database)
+        except SafeMigrateError as exc:
+            self.message_user(
+                request,
+                _("Verification of %(name)s failed: %(error)s")
+                % {"name": backup.name, "error": exc},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
+        self.log_change(request, backup, "Verified")
+        self.message_user(
+            request,
+            _(
+                "%s is verified: checksum, a restore into a scratch copy and the integrity "
+                "check passed."
+            )
+            % backup.name,
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(change_url)
+
+    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """GET: stream the file as stored (permission safemigrate.download_backup; never cached)."""
+        backup = self._get_backup(request, object_id)
+        self._require(request, "download_backup")
+        try:
+            handle = Path(backup.path).open("rb")  # noqa: SIM115 - FileResponse closes it
+        except OSError as exc:
+            self.message_user(
+                request,
+                _("%(name)s cannot be downloaded: the file %(path)s is missing (%(error)s).")
+                % {"name": backup.name, "path": backup.path, "error": exc.strerror},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(self._url("change", backup.pk))
+        response = FileResponse(
+            handle,
+            as_attachment=True,
+            filename=Path(backup.path).name,
+            content_type="application/octet-stream",
+        )
+        patch_cache_control(response, no_store=True, private=True, no_cache=True, max_age=0)
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def pin_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST pinned=1|0: a pinned backup is never deleted by rotation."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        backup = self._get_backup(request, object_id)
+        self._require(request, "change_backup")
+        change_url = self._url("change", backup.pk)
+        pinned = request.POST.get("pinned", "1" if not backup.pinned else "0") == "1"
+        try:
+            manifest = update_manifest(_manifest(backup), pinned=pinned)
+        except (SafeMigrateError, OSError) as exc:
+            self.message_user(
+                request,
+                _("Cannot change %(name)s: %(error)s") % {"name": backup.name, "error": exc},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(change_url)
+        catalogue.record(manifest)
+        self.log_change(request, backup, "Pinned" if pinned else "Unpinned")
+        self.message_user(
+            request,
+            (
+                _("%s is pinned: rotation will never delete it.")
+                if pinned
+                else _("%s is unpinned: rotation may delete it.")
+            )
+            % backup.name,
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(change_url)
+
+    # --- delete: the file, its manifest and the record ------------------------------------
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except OSError as exc:
+            self.message_user(request, _("Delete failed: %s") % exc, messages.ERROR)
+            return HttpResponseRedirect(self._url("change", unquote(object_id)))
+
+    def delete_model(self, request: HttpRequest, obj: Backup) -> None:
+        delete_backup_files(_manifest_or_row(obj))
+        obj.delete()  # normally gone already (the library forgets it); a no-op then
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Backup]) -> None:
+        for obj in queryset:
+            try:
+                delete_backup_files(_manifest_or_row(obj))
+            except OSError as exc:
+                self.message_user(
+                    request,
+                    _("Could not delete %(name)s: %(error)s") % {"name": obj.name, "error": exc},
+                    messages.ERROR,
+                )
+            else:
+                obj.delete()
+
+
+def _session_survived(request: HttpRequest, user_pk: Any) -> bool:
+    """True when this request's session and user are still in the (restored) database."""
+    try:
+        key = request.session.session_key
+        if not key or not request.session.exists(key):
+            return False
+        user_model = get_user_model()
+        return user_model._default_manager.filter(pk=user_pk, is_active=True).exists()
+    except DatabaseError:
+        return False
+
+
+def _migration_rows(then: dict[str, list[str]], now: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Per app: the latest migration in the backup and now, and what the restore un-applies."""
+    rows = []
+    for app in sorted(set(then) | set(now)):
+        before, current = then.get(app, []), now.get(app, [])
+        rows.append(
+            {
+                "app": app,
+                "then": before[-1] if before else None,
+                "now": current[-1] if current else None,
+                "unapplied": [n for n in current if n not in before],
+                "reapplied": [n for n in before if n not in current],
+            }
+        )
+    return rows
+
+
+def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
+    """Geometry for the change list's inline SVG: bar height = size, colour = outcome."""
+    backups = list(Backup.objects.order_by("-created", "-id")[:limit])[::-1]
+    if not backups:
+        return None
+    outcomes: dict[str, str] = {}
+    for status, name in MigrationRun.objects.exclude(backup_name="").values_list(
+        "status", "backup_name"
+    ):
+        outcomes.setdefault(name, status)
+    width, height, top, left, gap = 720, 120, 14, 4, 2
+    step = (width - left) / max(len(backups), 12)
+    biggest = max(b.size for b in backups) or 1
+    bars = []
+    for i, b in enumerate(backups):
+        h = max(2.0, (height - top) * b.size / biggest)
+        state = "missing" if not b.on_disk else "verified" if b.verified else "unverified"
+        run = outcomes.get(b.name)
+        label = f"{b.created:%Y-%m-%d %H:%M} {b.reason}: {human_size(b.size)}, {state}"
+        if b.pinned:
+            label += ", pinned"
+        if run:
+            label += f", migration {run.replace('_', ' ')}"
+        bars.append(
+            {
+                "x": round(left + i * step, 1),
+                "y": round(height - h, 1),
+                "w": round(max(step - gap, 1), 1),
+                "h": round(h, 1),
+                "cx": round(left + i * step + (step - gap) / 2, 1),
+                "cy": round(height - h - 5, 1),
+                "state": state,
+                "pinned": b.pinned,
+                "run": "ok"
+                if run == "applied"
+                else "bad"
+                if run in ("rolled_back", "failed")
+                else "",
+                "label": label,
+            }
+        )
+    return {
+        "width": width,
+        "height": height + 16,
+        "baseline": height,
+        "bars": bars,
+        "biggest": human_size(biggest),
+        "first": f"{backups[0].created:%Y-%m-%d}",
+        "last": f"{backups[-1].created:%Y-%m-%d}",
+        "generated": datetime.now(UTC),
+    }
+
+
+@admin.register(MigrationRun)
+class MigrationRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "started",
+        "database",
+        "status_display",
+        "plan_display",
+        "duration_display",
+        "backup_display",
+        "error_display",
+    ]
+    list_filter = ["status", "database"]
+    search_fields = ["error", "backup_name"]
+    date_hierarchy = "started"
+    fields = [
+        "started",
+        "finished",
+        "duration",
+        "database",
+        "status",
+        "plan_list",
+        "backup_display",
+        "error",
+        "host",
+        "pid",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: MigrationRun | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: MigrationRun | None = None) -> bool:
+        return False
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_display(self, obj: MigrationRun) -> str:
+        bad = obj.status in (MigrationRun.Status.ROLLED_BACK, MigrationRun.Status.FAILED)
+        css = "safemigrate-bad" if bad else "safemigrate-ok" if obj.status == "applied" else ""
+        return format_html('<span class="{}">{}</span>', css, obj.get_status_display())
+
+    @admin.display(description=_("plan"))
+    def plan_display(self, obj: MigrationRun) -> str:
+        plan = [str(step) for step in obj.plan or []]
+        if not plan:
+            return "-"
+        text = ", ".join(plan[:3]) + (f" (+{len(plan) - 3} more)" if len(plan) > 3 else "")
+        return format_html('<span title="{}">{}</span>', "\n".join(plan), text)
+
+    @admin.display(description=_("plan"))
+    def plan_list(self, obj: MigrationRun) -> str:
+        return (
+            format_html_join("", "<div>{}</div>", ((str(step),) for step in obj.plan or [])) or "-"
+        )
+
+    @admin.display(description=_("duration"), ordering="duration")
+    def duration_display(self, obj: MigrationRun) -> str:
+        return f"{obj.duration:.1f}s"
+
+    @admin.display(description=_("backup used"))
+    def backup_display(self, obj: MigrationRun) -> str:
+        if obj.backup_id is not None:
+            url = reverse("admin:safemigrate_backup_change", args=[obj.backup_id])
+            return format_html('<a href="{}">{}</a>', url, obj.backup_name or obj.backup_id)
+        return obj.backup_name or "-"
+
+    @admin.display(description=_("error"))
+    def error_display(self, obj: MigrationRun) -> str:
+        if not obj.error:
+            return "-"
+        short = obj.error if len(obj.error) <= 120 else obj.error[:117] + "…"
+        return format_html('<span title="{}">{}</span>', obj.error, short)
