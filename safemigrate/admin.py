@@ -33,6 +33,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.cache import patch_cache_control
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from safemigrate import catalogue
@@ -76,6 +77,9 @@ def _manifest_or_row(backup: Backup) -> Manifest:
 
 
 def _is_project_app(label: str) -> bool:
+    """Not Django's own, nor the bookkeeping apps (django_q, safemigrate)."""
+    if label in ("django_q", "safemigrate"):
+        return False
     try:
         return not apps.get_app_config(label).name.startswith("django.")
     except LookupError:
@@ -137,7 +141,7 @@ class BackupAdmin(admin.ModelAdmin):
                     "sha256",
                     "compression",
                     "encrypted",
-                    "duration",
+                    "duration_display",
                 ]
             },
         ),
@@ -156,7 +160,7 @@ class BackupAdmin(admin.ModelAdmin):
         "sha256",
         "compression",
         "encrypted",
-        "duration",
+        "duration_display",
         "verified",
         "verified_at",
         "pinned",
@@ -164,6 +168,12 @@ class BackupAdmin(admin.ModelAdmin):
         "row_counts_display",
         "json_dump",
     ]
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        columns = list(super().get_list_display(request))
+        if len(connections.databases) == 1:
+            columns.remove("database")  # one database: the column says nothing
+        return columns
 
     # --- read-only catalogue (it mirrors the manifests; the buttons below change things) -----
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -175,7 +185,13 @@ class BackupAdmin(admin.ModelAdmin):
     # --- columns -----------------------------------------------------------------------------
     @admin.display(description=_("size"), ordering="size")
     def size_display(self, obj: Backup) -> str:
-        return human_size(obj.size)
+        return format_html(
+            '<span title="{} bytes">{}</span>', f"{obj.size:,}", human_size(obj.size)
+        )
+
+    @admin.display(description=_("duration"))
+    def duration_display(self, obj: Backup) -> str:
+        return f"{obj.duration:.2f}s"
 
     @admin.display(description=_("format"))
     def format_display(self, obj: Backup) -> str:
@@ -183,23 +199,25 @@ class BackupAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("migrations"))
     def migrations_head(self, obj: Backup) -> str:
+        """The latest migration of the project's own apps; every app's in the tooltip."""
         heads = {app: names[-1] for app, names in sorted(obj.migrations.items()) if names}
         if not heads:
             return "-"
-        shown = [app for app in heads if _is_project_app(app)][:3] or list(heads)[:3]
-        text = ", ".join(f"{app}.{heads[app]}" for app in shown)
+        shown = [app for app in heads if _is_project_app(app)][:2] or list(heads)[:2]
         more = len(heads) - len(shown)
-        title = "\n".join(f"{app}: {name}" for app, name in heads.items())
         return format_html(
-            '<span title="{}">{}{}</span>', title, text, f" (+{more} apps)" if more else ""
+            '<span title="{}">{}{}</span>',
+            "\n".join(f"{app}: {name}" for app, name in heads.items()),
+            format_html_join(mark_safe("<br>"), "{}.{}", ((a, heads[a]) for a in shown)),
+            format_html("<br>+{} {}", more, _("more apps")) if more else "",
         )
 
     @admin.display(description=_("verified"), ordering="verified_at")
     def verified_display(self, obj: Backup) -> str:
         if not obj.verified:
             return format_html('<span class="safemigrate-bad">{}</span>', _("no"))
-        when = f"{obj.verified_at:%Y-%m-%d %H:%M}" if obj.verified_at else ""
-        return format_html('<span class="safemigrate-ok">{}</span> {}', _("yes"), when)
+        when = f"{obj.verified_at:%Y-%m-%d %H:%M:%S %Z}" if obj.verified_at else ""
+        return format_html('<span class="safemigrate-ok" title="{}">{}</span>', when, _("yes"))
 
     @admin.display(description=_("on disk"))
     def on_disk_display(self, obj: Backup) -> str:
