@@ -106,22 +106,19 @@ def verify_backups(alias: str = "default", limit: int = VERIFY_LIMIT) -> dict[st
 
 
 def dump_json(alias: str = "default") -> dict[str, Any]:
-    """A portable JSON dump of database ``alias`` (safemigrate.jsondump)."""
+    """A portable, verified JSON dump of database ``alias`` into its backup folder."""
     with _logged("dump_json", alias):
         from safemigrate.jsondump import create_json_dump
 
         result = create_json_dump(alias=alias)
-    return {"alias": alias, "result": _jsonable(result)}
-
-
-def _jsonable(value: Any) -> Any:
-    """A library result (dataclass, Path, …) as something django-q2 can store and show."""
-    import dataclasses
-    import json
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    return json.loads(json.dumps(value, default=str))
+    return {
+        "alias": alias,
+        "path": str(result.path),
+        "size": result.size,
+        "sha256": result.sha256,
+        "models": result.models,
+        "duration": round(result.duration, 3),
+    }
 
 
 def queue_after_migrate(alias: str) -> None:
