@@ -154,14 +154,22 @@ SAFEMIGRATE_JSON_AFTER_MIGRATE = env.bool("SAFEMIGRATE_JSON_AFTER_MIGRATE", defa
 SAFEMIGRATE_MAX_BACKUP_AGE_HOURS = env.float("SAFEMIGRATE_MAX_BACKUP_AGE_HOURS", default=48.0)
 
 # --- django-q2: the ORM broker (no extra service) unless a Redis URL is given ------------------
+# Queued tasks wait in the broker (the django_q_ormq table, or a Redis list) until a worker
+# (`manage.py qcluster`) runs; results and failures are kept in the database (django-q2's admin).
 Q_BROKER_URL = env.str("Q_BROKER_URL", default="") or env.str("REDIS_URL", default="")
+_broker_scheme = Q_BROKER_URL.split("://", 1)[0] if "://" in Q_BROKER_URL else Q_BROKER_URL
+if Q_BROKER_URL and _broker_scheme not in ("redis", "rediss", "unix"):
+    raise ImproperlyConfigured(
+        f"Q_BROKER_URL (or REDIS_URL) is a {_broker_scheme[:20]!r} URL; the broker must be Redis "
+        "(redis://host:6379/0, rediss://… or unix://…). Unset it to use the database as the broker"
+    )
 Q_CLUSTER: dict = {
     "name": "fitnessdb",
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": env.int("Q_TIMEOUT", default=3600),
-    "retry": env.int("Q_RETRY", default=3700),
-    "max_attempts": 1,
-    "catch_up": False,
+    "timeout": env.int("Q_TIMEOUT", default=3600),  # a backup of a big database may take long
+    "retry": env.int("Q_RETRY", default=3700),  # must exceed timeout
+    "max_attempts": 1,  # a failed backup or rotation is recorded, not blindly repeated
+    "catch_up": False,  # after downtime, one run per schedule, not every missed one
     "label": "Tasks",
     "sync": env.bool("Q_SYNC", default=False),
 }
