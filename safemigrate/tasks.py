@@ -80,7 +80,9 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
 def verify_backups(alias: str = "default", limit: int = VERIFY_LIMIT) -> dict[str, Any]:
     """Verify the newest ``limit`` unverified backups (checksum + scratch restore + integrity).
 
-    Every chosen backup is tried; if any fails, the task fails naming each damaged backup.
+    Every chosen backup is tried; if any fails, the task fails naming each damaged backup. One
+    that rotation deleted meanwhile is listed as ``gone``, not as a failure (verification never
+    touches the live database, so it does not hold the migration lock).
     """
     from safemigrate.catalogue import list_backups
     from safemigrate.restore import verify_backup
@@ -88,11 +90,16 @@ def verify_backups(alias: str = "default", limit: int = VERIFY_LIMIT) -> dict[st
     with _logged("verify_backups", alias):
         pending = [m for m in list_backups(alias=alias) if not m.verified][: max(limit, 0)]
         verified: list[str] = []
+        gone: list[str] = []
         failed: list[str] = []
         for manifest in pending:
             try:
                 verify_backup(backup=manifest, alias=alias)
             except SafeMigrateError as exc:
+                if not manifest.file_path.exists():
+                    logger.info("backup %s was deleted while being verified", manifest.name)
+                    gone.append(manifest.name)
+                    continue
                 logger.error("backup %s failed verification: %s", manifest.name, exc)
                 failed.append(f"{manifest.name} ({exc})")
             else:
@@ -102,7 +109,7 @@ def verify_backups(alias: str = "default", limit: int = VERIFY_LIMIT) -> dict[st
                 f"{len(failed)} of {len(pending)} backup(s) of {alias!r} failed verification: "
                 f"{'; '.join(failed)}. Do not restore them; take a new backup (manage.py backup)"
             )
-    return {"alias": alias, "verified": verified}
+    return {"alias": alias, "verified": verified, "gone": gone}
 
 
 def dump_json(alias: str = "default") -> dict[str, Any]:

@@ -91,7 +91,7 @@ def test_scheduled_backup__skips_with_a_logged_reason_while_a_migration_holds_th
 def test_verify_backups__verifies_the_newest_unverified(make_backups, backup_dir):
     made = [unverify(r) for r in make_backups(3)]
     result = tasks.verify_backups("default", limit=2)
-    assert result == {"alias": "default", "verified": [made[2].name, made[1].name]}
+    assert result == {"alias": "default", "verified": [made[2].name, made[1].name], "gone": []}
     on_disk = {m.name: m.verified for m in list_manifests(backup_dir)}
     assert on_disk == {made[0].name: False, made[1].name: True, made[2].name: True}
 
@@ -99,7 +99,26 @@ def test_verify_backups__verifies_the_newest_unverified(make_backups, backup_dir
 @pytest.mark.django_db(transaction=True)
 def test_verify_backups__nothing_unverified_is_a_no_op(make_backups):
     make_backups(1)
-    assert tasks.verify_backups("default") == {"alias": "default", "verified": []}
+    assert tasks.verify_backups("default") == {"alias": "default", "verified": [], "gone": []}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_backups__backup_rotated_meanwhile_is_gone_not_failed(make_backups, monkeypatch):
+    """Rotation (another worker) deletes a backup while this one verifies the list."""
+    from safemigrate import restore
+    from safemigrate.rotation import delete_backup_files
+
+    older, newer = (unverify(r) for r in make_backups(2))
+    real_verify = restore.verify_backup
+
+    def rotate_then_verify(*, backup, alias):
+        if backup.name == older.name:
+            delete_backup_files(backup)
+        return real_verify(backup=backup, alias=alias)
+
+    monkeypatch.setattr(restore, "verify_backup", rotate_then_verify)
+    result = tasks.verify_backups("default")
+    assert result == {"alias": "default", "verified": [newer.name], "gone": [older.name]}
 
 
 @pytest.mark.django_db(transaction=True)
