@@ -53,7 +53,8 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
 
     Waits up to ``lock_timeout`` seconds (SAFEMIGRATE_LOCK_TIMEOUT) for a running migration,
     restore or rotation, then returns ``{"skipped": reason}`` instead of failing: the next
-    scheduled run will take the backup, and the migration made its own.
+    scheduled run will take the backup, and the migration made its own. After a backup it queues
+    rotation, so scheduled backups never fill the disk between migrations.
     """
     from safemigrate.backup import create_backup
     from safemigrate.lock import migration_lock
@@ -66,6 +67,9 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
             reason = f"scheduled backup of {alias!r} skipped: {exc}"
             logger.warning("%s", reason)
             return {"alias": alias, "skipped": reason}
+    transaction.on_commit(
+        lambda: async_task("safemigrate.tasks.rotate_backups", alias, group=GROUP)
+    )
     manifest = result.manifest
     return {
         "alias": alias,

@@ -72,6 +72,18 @@ def test_scheduled_backup__makes_a_verified_backup(backup_dir):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_scheduled_backup__queues_rotation(make_backups, backup_dir, settings):
+    """Scheduled backups never pile up between migrations (sync django-q2 in tests)."""
+    settings.SAFEMIGRATE_KEEP = 2
+    made = make_backups(2)
+    result = tasks.scheduled_backup("default")
+    rotation = Task.objects.get(func="safemigrate.tasks.rotate_backups")
+    assert rotation.success is True
+    assert rotation.result["deleted"] == [made[0].manifest.name]
+    assert names_on_disk(backup_dir) == sorted([made[1].manifest.name, result["name"]])
+
+
+@pytest.mark.django_db(transaction=True)
 def test_scheduled_backup__skips_with_a_logged_reason_while_a_migration_holds_the_lock(
     backup_dir, lock_held_elsewhere, caplog
 ):
@@ -85,6 +97,7 @@ def test_scheduled_backup__skips_with_a_logged_reason_while_a_migration_holds_th
     assert "waited 0s" in result["skipped"]
     assert result["skipped"] in caplog.text
     assert not list(backup_dir.glob("backup-scheduled-*"))
+    assert not Task.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
