@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from datetime import datetime
 from io import StringIO
 
 import pytest
 from croniter import croniter
+from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 from django_q.models import Schedule
@@ -15,6 +18,7 @@ from django_q.models import Schedule
 from safemigrate.checks import check_settings
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.schedules import SCHEDULED_BACKUP, VERIFY_BACKUPS, sync_schedules
+from tests.safemigrate.tasks.conftest import project_env
 
 
 def schedules() -> dict[str, tuple[str, str, str]]:
@@ -150,3 +154,36 @@ def test_check__valid_or_unset_cron_is_fine(settings, expression):
     settings.SAFEMIGRATE_SCHEDULE = expression
     settings.SAFEMIGRATE_VERIFY_SCHEDULE = expression
     assert not [m for m in check_settings() if m.id == "safemigrate.E006"]
+
+
+def test_migrate__before_django_q_tables_exist_skips_quietly_then_syncs(tmp_path):
+    """A fresh database migrated app by app: the schedule appears once django_q is migrated."""
+    env = project_env(
+        database=tmp_path / "db.sqlite3",
+        backup_dir=tmp_path / "backups",
+        SAFEMIGRATE_SCHEDULE="0 3 * * *",
+        SAFEMIGRATE_LOG_LEVEL="INFO",
+    )
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    first = manage("migrate", "safemigrate", "--noinput", "-v", "0")
+    assert first.returncode == 0, first.stderr
+    assert "schedules" not in first.stderr
+    second = manage("migrate", "--noinput", "-v", "0")
+    assert second.returncode == 0, second.stderr
+    assert "safemigrate schedules: {'safemigrate: scheduled backup': 'created'}" in second.stderr
+    listed = manage("syncschedules")
+    assert (
+        listed.stdout.splitlines()[0]
+        == "safemigrate: scheduled backup: unchanged (cron '0 3 * * *')"
+    )
