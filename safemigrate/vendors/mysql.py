@@ -428,22 +428,27 @@ class Adapter(VendorAdapter):
         conn = self._connect(None, error=RestoreError)
         try:
             cursor = conn.cursor()
-            cursor.execute("SET SESSION lock_wait_timeout = %s", [_LOCK_WAIT])
-            cursor.execute(
-                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [live]
-            )
-            if not cursor.fetchone():
-                self._create_schema(cursor, live, like=scratch_name)
-            new_objects = self._objects(cursor, scratch_name)
-            old_objects = self._objects(cursor, live)
-            cursor.execute("USE information_schema")  # no default schema of ours while swapping
-            moves = [
-                f"{_q(live)}.{_q(t)} TO {_q(aside)}.{_q(t)}" for t in self._tables(cursor, live)
-            ] + [
-                f"{_q(scratch_name)}.{_q(t)} TO {_q(live)}.{_q(t)}"
-                for t in self._tables(cursor, scratch_name)
-            ]
-            self._create_schema(cursor, aside, like=live)
+            try:
+                cursor.execute("SET SESSION lock_wait_timeout = %s", [_LOCK_WAIT])
+                cursor.execute(
+                    "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [live]
+                )
+                if not cursor.fetchone():
+                    self._create_schema(cursor, live, like=scratch_name)
+                new_objects = self._objects(cursor, scratch_name)
+                old_objects = self._objects(cursor, live)
+                cursor.execute("USE information_schema")  # none of ours while swapping
+                moves = [
+                    f"{_q(live)}.{_q(t)} TO {_q(aside)}.{_q(t)}" for t in self._tables(cursor, live)
+                ] + [
+                    f"{_q(scratch_name)}.{_q(t)} TO {_q(live)}.{_q(t)}"
+                    for t in self._tables(cursor, scratch_name)
+                ]
+                self._create_schema(cursor, aside, like=live)
+            except MySQLdb.Error as exc:
+                raise RestoreError(
+                    f"cannot prepare the swap into {live}: {exc}; the live database was not changed"
+                ) from exc
             old_triggers = [o for o in old_objects if o[0] == "TRIGGER"]
             try:
                 self._kill_others(cursor, live)
@@ -474,8 +479,11 @@ class Adapter(VendorAdapter):
                     f"the tables of {live} were restored, but its views, routines or triggers "
                     f"were not ({exc}); the previous tables are kept in {aside}"
                 ) from exc
-            cursor.execute(f"DROP DATABASE IF EXISTS {_q(aside)}")
-            cursor.execute(f"DROP DATABASE IF EXISTS {_q(scratch_name)}")
+            for leftover in (aside, scratch_name):
+                try:
+                    cursor.execute(f"DROP DATABASE IF EXISTS {_q(leftover)}")
+                except MySQLdb.Error as exc:
+                    logger.warning("could not drop %s (%s); drop it by hand", leftover, exc)
         finally:
             conn.close()
 

@@ -25,7 +25,8 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -46,6 +47,7 @@ _LOCK_CLASS = 0x5AFE  # first key of pg_try_advisory_lock(int, int): "safemigrat
 _MAINTENANCE_DATABASES = ("postgres", "template1")
 _DJANGO_ONLY_PARAMS = ("cursor_factory", "context", "prepare_threshold")
 _SWAP_ATTEMPTS = 10
+_REUSE_CHECKS_FOR = 60.0  # seconds after a swap during which the scratch's checks stand for live
 _TABLES = r"""
     SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
@@ -64,10 +66,47 @@ _BTREE_INDEXES = r"""
 class PostgresScratch(Scratch):
     """A scratch database on the same server."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, oid: int | None = None) -> None:
         self.name = name
+        self.oid = oid
         self.description = f"scratch database {name}"
-        self.row_counts: dict[str, int] | None = None
+        self.errors: dict[str, list[str]] = {}  # per check level
+        self.counts: dict[str, int] | None = None
+        self.counting: threading.Thread | None = None
+        self.count_error: BaseException | None = None
+
+    def start_counting(self, count: Callable[[], dict[str, int]]) -> None:
+        """Count rows on another connection while the integrity check runs."""
+        if self.counts is not None or self.counting is not None:
+            return
+
+        def run() -> None:
+            try:
+                self.counts = count()
+            except BaseException as exc:  # noqa: BLE001 - re-raised by wait_counts()
+                self.count_error = exc
+
+        self.counting = threading.Thread(target=run, name="safemigrate-count", daemon=True)
+        self.counting.start()
+
+    def wait_counts(self) -> dict[str, int] | None:
+        if self.counting is not None:
+            self.counting.join()
+            self.counting = None
+        if self.count_error is not None:
+            error, self.count_error = self.count_error, None
+            raise error
+        return self.counts
+
+
+@dataclass
+class _NowLive:
+    """The checks of a scratch database that has just become the live one (same OID)."""
+
+    oid: int
+    at: float
+    errors: dict[str, list[str]]
+    counts: dict[str, int] | None
 
 
 def _as_scratch(scratch: Scratch) -> PostgresScratch:
@@ -157,6 +196,7 @@ class Adapter(VendorAdapter):
     def __init__(self, connection: Any) -> None:
         super().__init__(connection)
         self._lock_conn: psycopg.Connection[Any] | None = None
+        self._now_live: _NowLive | None = None
 
     # --- identity and connections ---------------------------------------------------------
     @property
@@ -368,7 +408,11 @@ class Adapter(VendorAdapter):
         with contextlib.closing(self._maintenance(error=RestoreError)) as admin:
             major = _server_major(admin)
             self._tool("pg_restore", major, RestoreError)  # a missing tool fails before any work
-            scratch = PostgresScratch(self._create_scratch(admin))
+            name = self._create_scratch(admin)
+            row = admin.execute(
+                "SELECT oid FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            scratch = PostgresScratch(name, int(row[0]) if row else None)
         logger.info("created %s", scratch.description)
         try:
             args, env = self.restore_command(scratch.name, server_major=major)
@@ -400,6 +444,8 @@ class Adapter(VendorAdapter):
 
     def drop_scratch(self, scratch: Scratch) -> None:
         scratch = _as_scratch(scratch)
+        with contextlib.suppress(Exception):
+            scratch.wait_counts()
         try:
             with contextlib.closing(self._maintenance()) as admin:
                 self._drop_database(admin, scratch.name)
@@ -504,41 +550,20 @@ class Adapter(VendorAdapter):
         scratch = _as_scratch(scratch)
         live, old = self.live_name, _derived_name(self.live_name, "old")
         with contextlib.closing(self._maintenance(error=RestoreError)) as admin:
-            exists = admin.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (live,)
-            ).fetchone()
-            if exists:
-                self._carry_over_properties(admin, scratch.name)
-            for attempt in range(_SWAP_ATTEMPTS):
-                if exists:
-                    self._terminate(admin, live, why="so the restored copy can replace it")
-                self._terminate(admin, scratch.name, why="so it can be renamed")
-                try:
-                    # One transaction: the live name always names a complete database.
-                    with admin.transaction():
-                        if exists:
-                            admin.execute(
-                                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                                    sql.Identifier(live), sql.Identifier(old)
-                                )
-                            )
-                        admin.execute(
-                            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                                sql.Identifier(scratch.name), sql.Identifier(live)
-                            )
-                        )
-                    break
-                except psycopg.errors.ObjectInUse as exc:
-                    if attempt == _SWAP_ATTEMPTS - 1:
-                        raise RestoreError(
-                            f"cannot replace {live}: new connections keep arriving ({exc}); stop "
-                            "the application and restore again. The live database was not changed"
-                        ) from exc
-                    time.sleep(0.2 * (attempt + 1))
-                except psycopg.Error as exc:
-                    raise RestoreError(
-                        f"cannot replace {live}: {exc}; the live database was not changed"
-                    ) from exc
+            try:
+                exists = self._rename_in(admin, scratch.name, live, old)
+            except psycopg.Error as exc:
+                raise RestoreError(
+                    f"cannot replace {live}: {exc}; the live database was not changed"
+                ) from exc
+            with contextlib.suppress(Exception):
+                scratch.wait_counts()
+            if scratch.oid is not None:
+                # The live database IS the scratch just checked (renamed, same OID and files):
+                # the post-restore check may take those results instead of repeating them.
+                self._now_live = _NowLive(
+                    scratch.oid, time.monotonic(), dict(scratch.errors), scratch.counts
+                )
             if progress:
                 progress(f"restored copy renamed to {live}; dropping the previous database")
             if exists:
@@ -549,12 +574,62 @@ class Adapter(VendorAdapter):
                         "the previous database was kept as %s (%s); drop it by hand", old, exc
                     )
 
+    def _rename_in(self, admin: psycopg.Connection[Any], scratch: str, live: str, old: str) -> bool:
+        """live -> old and scratch -> live in one transaction; True if there was a live database."""
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (live,)).fetchone()
+        if exists:
+            self._carry_over_properties(admin, scratch)
+        for attempt in range(_SWAP_ATTEMPTS):
+            if exists:
+                self._terminate(admin, live, why="so the restored copy can replace it")
+            self._terminate(admin, scratch, why="so it can be renamed")
+            try:
+                # One transaction: the live name always names a complete database.
+                with admin.transaction():
+                    if exists:
+                        admin.execute(
+                            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                                sql.Identifier(live), sql.Identifier(old)
+                            )
+                        )
+                    admin.execute(
+                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            sql.Identifier(scratch), sql.Identifier(live)
+                        )
+                    )
+                return bool(exists)
+            except psycopg.errors.ObjectInUse as exc:
+                if attempt == _SWAP_ATTEMPTS - 1:
+                    raise RestoreError(
+                        f"cannot replace {live}: new connections keep arriving ({exc}); stop "
+                        "the application and restore again. The live database was not changed"
+                    ) from exc
+                time.sleep(0.2 * (attempt + 1))
+        return bool(exists)
+
     # --- checks ---------------------------------------------------------------------------
+    def _just_swapped_in(self, conn: psycopg.Connection[Any]) -> _NowLive | None:
+        """The checks of the scratch database that became this live one moments ago, if so."""
+        known = self._now_live
+        if known is None or time.monotonic() - known.at > _REUSE_CHECKS_FOR:
+            self._now_live = None
+            return None
+        row = conn.execute(
+            "SELECT oid FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+        return known if row and int(row[0]) == known.oid else None
+
     def integrity_errors(
         self, scratch: Scratch | None = None, *, level: str = "quick"
     ) -> list[str]:
+        target = None if scratch is None else _as_scratch(scratch)
+        if target is not None:
+            target.start_counting(lambda: self._count(target))
         try:
             with self._open(scratch) as conn:
+                known = self._just_swapped_in(conn) if target is None else None
+                if known is not None and level in known.errors:
+                    return known.errors.pop(level)
                 errors: list[str] = []
                 for schema, table in _tables(conn):
                     # quick: every table answers; full: every heap page is read.
@@ -568,12 +643,27 @@ class Adapter(VendorAdapter):
                             f"table {_table_label(schema, table)} unreadable: {exc}".strip()
                         )
                 errors += _amcheck_errors(conn, heapallindexed=level == "full")
-                return errors
         except Exception as exc:  # noqa: BLE001 - failing to open is a finding, not a crash
             return [f"database unreadable: {exc}"]
+        if target is not None:
+            target.errors[level] = errors
+        return errors
+
+    def _count(self, scratch: PostgresScratch | None) -> dict[str, int]:
+        with self._open(scratch) as conn:
+            return _count_rows(conn)
 
     def row_counts(self, scratch: Scratch | None = None) -> dict[str, int]:
-        with self._open(scratch) as conn:
+        if scratch is not None:
+            counted = _as_scratch(scratch).wait_counts()
+            if counted is not None:
+                return dict(counted)
+            return self._count(_as_scratch(scratch))
+        with self._open(None) as conn:
+            known = self._just_swapped_in(conn)
+            if known is not None and known.counts is not None:
+                counts, known.counts = known.counts, None
+                return counts
             return _count_rows(conn)
 
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
