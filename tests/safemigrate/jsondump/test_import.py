@@ -313,3 +313,23 @@ def test_load_json_dump__reports_rows_per_model_and_progress(dump):
     assert messages[0] == f"checking {result.path.name}"
     assert "loading tracker.workoutset" in messages
     assert apps.get_model("auth.user").objects.get(username="ana").groups.get().name == "coaches"
+
+
+def test_load_json_dump__failed_replace_keeps_the_old_data(dump):
+    """Rows were deleted and new ones inserted before the bad row: all of it is rolled back."""
+    result, *_ = dump
+    Exercise.objects.create(name="Already here", muscle_group="core", equipment="other")
+    rewrite_dump(
+        result.path, edit_object("tracker.workoutset", 3, lambda o: o["fields"].update(reps=0))
+    )
+
+    with pytest.raises(RestoreError, match=r"^cannot load tracker\.workoutset pk="):
+        load_json_dump(path=result.path, alias="default", replace=True)
+
+    assert list(Exercise.objects.values_list("name", flat=True)) == ["Already here"]
+    assert WorkoutSet.objects.count() == 0
+
+
+def test_load_json_dump__no_such_file(transactional_db, tmp_path):
+    with pytest.raises(RestoreError, match=rf"^no JSON dump at {tmp_path}/nope\.json\.zst$"):
+        load_json_dump(path=tmp_path / "nope.json.zst", alias="default")
