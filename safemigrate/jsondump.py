@@ -189,7 +189,10 @@ def dumped_models(*, alias: str = "default") -> list[type[models.Model]]:
     deps: dict[type[models.Model], set[type[models.Model]]] = {m: set() for m in candidates}
     for model in candidates:
         for label in getattr(getattr(model, "natural_key", None), "dependencies", ()):
-            deps[model].add(apps.get_model(label))
+            try:
+                deps[model].add(apps.get_model(label))
+            except LookupError:  # a dependency on an app that is not installed here
+                continue
         for f in [*model._meta.local_fields, *model._meta.local_many_to_many]:
             if f.remote_field is not None:
                 deps[model].add(f.remote_field.model._meta.concrete_model)
