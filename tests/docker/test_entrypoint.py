@@ -44,15 +44,33 @@ def run_entrypoint(
     )
 
 
-def start_entrypoint(*command: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_started_processes() -> Iterator[None]:
+    """A failed assertion must not leave an entrypoint (or its sleep) running behind the test."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_entrypoint(*command: str, env: dict[str, str], **popen: object) -> subprocess.Popen[str]:
+    """The entrypoint in its own process group, as PID 1 of a container would be."""
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    proc = subprocess.Popen(
         ["sh", str(ENTRYPOINT), *command],
         env=entrypoint_env(env),
         cwd="/",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
+        **options,  # type: ignore[arg-type]
     )
+    _started.append(proc)
+    return proc
 
 
 def migration_rows(db: Path, app: str = "migrapp") -> list[str]:
@@ -207,13 +225,13 @@ def test_entrypoint__failure_delay_holds_a_restart_loop_back_until_stopped(tmp_p
     env = prepared_db(tmp_path)
     errors = tmp_path / "stderr.txt"
     with errors.open("w") as stderr:
-        proc = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), "python", "-c", SERVED],
-            env=entrypoint_env(env, MIGRAPP_FAIL="1", MIGRATE_FAILURE_DELAY="300"),
-            cwd="/",
+        proc = start_entrypoint(
+            "python",
+            "-c",
+            SERVED,
+            env={**env, "MIGRAPP_FAIL": "1", "MIGRATE_FAILURE_DELAY": "300"},
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            text=True,
         )
         assert wait_for(lambda: "exiting in 300s" in errors.read_text(), timeout=120)
         time.sleep(0.5)
