@@ -19,7 +19,7 @@ import django
 
 import safemigrate
 from safemigrate import catalogue
-from safemigrate.codec import BackupReader, BackupWriter, file_suffix
+from safemigrate.codec import BackupReader, BackupWriter, StoredFileVerifier, file_suffix
 from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import BackupError, ChecksumMismatch, SafeMigrateError
 from safemigrate.lock import migration_lock
@@ -120,11 +120,30 @@ def create_backup(
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
+            # The raw stream needs no sha256 of its own: the read-back below decodes it in full,
+            # which checks zstd's frame checksum (gzip's CRC, the AES-GCM tags).
             writer = BackupWriter(
-                f, compression=conf.compress, level=conf.compress_level, key=conf.encryption_key
+                f,
+                compression=conf.compress,
+                level=conf.compress_level,
+                key=conf.encryption_key,
+                hash_raw=False,
             )
-            info = adapter.snapshot(writer, workdir=directory, progress=progress)  # type: ignore[arg-type]
-            stats = writer.finish()
+            # Read the file back from disk while it is written (another core), not after it.
+            verifier = StoredFileVerifier(
+                partial, compression=conf.compress, key=conf.encryption_key, name=name
+            )
+            try:
+                info = adapter.snapshot(writer, workdir=directory, progress=progress)  # type: ignore[arg-type]
+                stats = writer.finish()
+                if progress:
+                    progress("finishing reading the backup back to verify it")
+                # Verified under the temporary name, before anything looks complete; the
+                # manifest is written last, so a file without one is never taken for a backup.
+                verifier.finish(stats)
+            except BaseException:
+                verifier.abort()
+                raise
         if info.integrity_errors:
             raise BackupError(
                 f"backup refused: the snapshot of {adapter.database_name()} failed its integrity "
@@ -151,11 +170,6 @@ def create_backup(
             django_version=django.get_version(),
             path=partial.with_name(name + ".manifest.json"),
         )
-        if progress:
-            progress("reading the backup back to verify it")
-        # Verify the bytes on disk under the temporary name, before anything looks complete;
-        # the manifest is written last, so a file without one is never taken for a backup.
-        verify_stored_file(manifest, key=conf.encryption_key, path=partial)
         manifest = replace(
             manifest,
             verified=True,

@@ -7,6 +7,7 @@ earlier failure (damaged file, wrong key, failed check, full disk) leaves it exa
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -117,9 +118,17 @@ def manifest_for_file(path: Path, *, alias: str) -> Manifest:
 
 
 def _stage(
-    adapter: VendorAdapter, manifest: Manifest, *, workdir: Path, progress: Progress | None
+    adapter: VendorAdapter,
+    manifest: Manifest,
+    *,
+    workdir: Path,
+    progress: Progress | None,
+    check: bool = True,
 ) -> Scratch:
-    """Decode the file into a scratch copy, checking its sha256 on the way; live is untouched."""
+    """Decode the file into a scratch copy, checking its sha256 on the way; live is untouched.
+
+    ``check=False`` leaves ``check_scratch`` to the caller (to run it during the swap).
+    """
     path = manifest.file_path
     if not path.is_file():
         raise RestoreError(
@@ -157,6 +166,17 @@ def _stage(
         except BaseException:
             adapter.drop_scratch(scratch)
             raise
+    if check:
+        try:
+            check_scratch(adapter, manifest, scratch)
+        except BaseException:
+            adapter.drop_scratch(scratch)
+            raise
+    return scratch
+
+
+def check_scratch(adapter: VendorAdapter, manifest: Manifest, scratch: Scratch) -> None:
+    """The restored copy is a sound database with the manifest's row counts, or RestoreError."""
     errors = adapter.integrity_errors(scratch, level="quick")
     if not errors and manifest.row_counts:
         counts = adapter.row_counts(scratch)
@@ -167,12 +187,10 @@ def _stage(
         if differ:
             errors = [f"row counts differ from its manifest in {', '.join(differ[:5])}"]
     if errors:
-        adapter.drop_scratch(scratch)
         raise RestoreError(
             f"{manifest.name} does not hold the database its manifest describes ({errors[0]}); "
             "the database was not changed. Restore another backup"
         )
-    return scratch
 
 
 def restore_backup(
@@ -188,7 +206,9 @@ def restore_backup(
     adapter = get_adapter(alias)
     with migration_lock(alias=alias):
         workdir = ensure_backup_dir(alias)
-        scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
+        # With a safety backup, check the copy first (a bad backup leaves no safety backup
+        # behind); without one, check it while it is copied in, before the copy commits.
+        scratch = _stage(adapter, backup, workdir=workdir, progress=progress, check=safety_backup)
         safety: BackupResult | None = None
         try:
             if safety_backup:
@@ -207,16 +227,33 @@ def restore_backup(
             connection = connections[alias]
             connection.close()
             with deferred_signals():
-                adapter.swap_in(scratch, progress=progress)
+                if safety_backup:
+                    adapter.swap_in(scratch, progress=progress)
+                else:
+                    adapter.swap_in_checked(
+                        scratch,
+                        check=functools.partial(check_scratch, adapter, backup, scratch),
+                        progress=progress,
+                    )
         except BaseException:
             adapter.drop_scratch(scratch)
             raise
         connection.close()
-        errors = adapter.integrity_errors(level="quick")
-        counts = adapter.row_counts() if not errors else {}
-        if errors:
+        # The full check ran on the very copy that was swapped in; read the result back.
+        try:
+            counts = adapter.row_counts()
+            error = None
+        except Exception as exc:  # noqa: BLE001 - any failure to read it back is the finding
+            counts, error = {}, f"it cannot be read: {exc}"
+        if error is None and backup.row_counts and counts != backup.row_counts:
+            differ = sorted(
+                t for t in set(counts) | set(backup.row_counts)
+                if counts.get(t) != backup.row_counts.get(t)
+            )
+            error = f"row counts differ from the backup in {', '.join(differ[:5])}"
+        if error is not None:
             raise RestoreError(
-                f"the restored database fails its integrity check ({errors[0]}); "
+                f"the restored database fails its check ({error}); "
                 + (f"the safety backup {safety.manifest.name} holds the state before. " if safety else "")
                 + "Try another backup"
             )

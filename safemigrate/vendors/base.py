@@ -75,6 +75,17 @@ class VendorAdapter(abc.ABC):
     def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
         """Make the live database equal to ``scratch`` all-or-nothing, then drop the scratch."""
 
+    def swap_in_checked(
+        self, scratch: Scratch, *, check: Callable[[], None], progress: Progress | None = None
+    ) -> None:
+        """``check()``, then ``swap_in``; a ``check`` that raises leaves the live database as is.
+
+        Vendors that can run the check while the swap is still undoable override this to overlap
+        the two (the check must not touch the live database).
+        """
+        check()
+        self.swap_in(scratch, progress=progress)
+
     @abc.abstractmethod
     def drop_scratch(self, scratch: Scratch) -> None:
         """Remove a scratch copy; a no-op if it is already gone."""

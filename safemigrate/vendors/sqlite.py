@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -66,6 +67,98 @@ def _integrity_errors(conn: sqlite3.Connection, level: str) -> list[str]:
     except sqlite3.DatabaseError as exc:
         return [f"database unreadable: {exc}"]
     return errors
+
+
+def _copy_errors(conn: sqlite3.Connection) -> list[str]:
+    """Is this a sound database file: every page and row well-formed, every table readable?
+
+    ``quick_check`` without its CHECK-constraint pass, and no foreign-key check: those are rules
+    about the data, which a faithful copy keeps as they are (the pre-migration check enforces
+    them on the live database), and on millions of rows they cost more than the copy itself.
+    """
+    try:
+        conn.execute("PRAGMA ignore_check_constraints=ON")
+        rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+        errors = [] if rows == ["ok"] else [str(r) for r in rows]
+        for table in _user_tables(conn):
+            conn.execute(f"SELECT COUNT(*) FROM {_quote(table)}").fetchone()  # noqa: S608
+    except sqlite3.DatabaseError as exc:
+        return [f"database unreadable: {exc}"]
+    return errors
+
+
+def _connect_copy(path: Path) -> sqlite3.Connection:
+    """A connection to a private copy (snapshot, scratch) for a checker thread, memory-mapped."""
+    conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute("PRAGMA mmap_size=2147418112")  # fewer copies; nobody else has this file
+    return conn
+
+
+class _Check:
+    """Checks one database on its own connection in a thread; ``cancel()`` interrupts it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.result: dict[str, Any] = {}
+        self.thread = threading.Thread(target=self._run, name="safemigrate-check", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result["errors"] = _copy_errors(self.conn)
+            self.result["counts"] = _row_counts(self.conn)
+            self.result["migrations"] = _migrations(self.conn)
+        except sqlite3.DatabaseError as exc:
+            self.result["errors"] = [f"snapshot unreadable: {exc}"]
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.rollback()
+            self.conn.close()
+
+    def info(self) -> SnapshotInfo:
+        self.thread.join()
+        return SnapshotInfo(
+            row_counts=self.result.get("counts", {}),
+            migrations=self.result.get("migrations", {}),
+            integrity_errors=self.result.get("errors", ["the check did not finish"]),
+        )
+
+    def errors(self) -> list[str]:
+        return self.info().integrity_errors
+
+    def cancel(self) -> None:
+        if self.thread.is_alive():
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.interrupt()
+        self.thread.join()
+
+
+_GATED_STEP = 16384
+"""Pages per step of a gated copy (64 MiB at 4 KiB pages)."""
+
+
+def _copy_gated(
+    src: sqlite3.Connection, live: sqlite3.Connection, before_commit: Callable[[], None]
+) -> None:
+    """Copy ``src`` into ``live`` with the backup API, calling ``before_commit()`` first.
+
+    The copy runs in steps inside one write transaction on ``live``, which only the last step
+    commits; ``before_commit()`` runs before that step, and if it raises the backup is finished
+    early, which rolls the whole copy back: the live database is left exactly as it was.
+    """
+    if src.execute("PRAGMA page_count").fetchone()[0] <= _GATED_STEP:
+        before_commit()
+        src.backup(live)
+        return
+    gated = False
+
+    def step(status: int, remaining: int, total: int) -> None:
+        nonlocal gated
+        if not gated and remaining <= _GATED_STEP:  # the next step copies the rest and commits
+            gated = True
+            before_commit()
+
+    src.backup(live, pages=_GATED_STEP, progress=step)
 
 
 def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -122,7 +215,7 @@ class Adapter(VendorAdapter):
             yield self._live()
             return
         assert isinstance(scratch, SQLiteScratch)
-        conn = sqlite3.connect(scratch.path)
+        conn = _connect_copy(scratch.path)
         try:
             yield conn
         finally:
@@ -141,16 +234,29 @@ class Adapter(VendorAdapter):
                     "set SAFEMIGRATE_BACKUP_DIR to a larger disk"
                 )
         tmp = workdir / f".snapshot-{os.getpid()}-{time.time_ns()}.sqlite3"
+        checks: list[_Check] = []
         try:
+            live_check: _Check | None = None
             try:
+                live = self._live()
+                # Check the live database at the very moment the copy reads, on the core the
+                # copy leaves idle; kept only if nobody committed in between (data_version).
+                started = self._start_live_check(live)
+                if started is not None:
+                    checks.append(started[0])
                 dst = sqlite3.connect(tmp)
                 try:
                     dst.execute("PRAGMA synchronous=OFF")
-                    self._live().backup(dst)
+                    live.backup(dst)
                     # A self-contained file: no -wal/-shm needed to read it.
                     dst.execute("PRAGMA journal_mode=DELETE")
                 finally:
                     dst.close()
+                if started is not None:
+                    if live.execute("PRAGMA data_version").fetchone()[0] == started[1]:
+                        live_check = started[0]
+                    else:
+                        started[0].cancel()
             except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
                 what = "disk full" if "full" in str(exc) else str(exc)
                 raise BackupError(
@@ -161,36 +267,47 @@ class Adapter(VendorAdapter):
                 ) from exc
             if progress:
                 progress(f"snapshot taken ({tmp.stat().st_size:,} bytes); compressing and checking")
-            # Check the snapshot while it is compressed: both release the GIL.
-            result: dict[str, Any] = {}
-
-            def check() -> None:
-                conn = sqlite3.connect(tmp)
-                try:
-                    result["errors"] = _integrity_errors(conn, "quick")
-                    result["counts"] = _row_counts(conn)
-                    result["migrations"] = _migrations(conn)
-                except sqlite3.DatabaseError as exc:
-                    result["errors"] = [f"snapshot unreadable: {exc}"]
-                finally:
-                    conn.close()
-
-            checker = threading.Thread(target=check, name="safemigrate-check")
-            checker.start()
-            try:
-                with tmp.open("rb") as f:
-                    while chunk := f.read(CHUNK):
-                        sink.write(chunk)
-            finally:
-                checker.join()
-            return SnapshotInfo(
-                row_counts=result.get("counts", {}),
-                migrations=result.get("migrations", {}),
-                integrity_errors=result.get("errors", []),
-            )
+            # Otherwise check the snapshot file while it is compressed: both release the GIL.
+            check = live_check or _Check(_connect_copy(tmp))
+            checks.append(check)
+            with tmp.open("rb") as f:
+                while chunk := f.read(CHUNK):
+                    sink.write(chunk)
+            info = check.info()
+            if info.integrity_errors and check is live_check:
+                # Refuse on the evidence of the copy itself, never on the live database's alone.
+                confirm = _Check(_connect_copy(tmp))
+                checks.append(confirm)
+                info = confirm.info()
+            return info
         finally:
+            for started_check in checks:
+                started_check.cancel()
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+
+    def _start_live_check(self, live: sqlite3.Connection) -> tuple[_Check, int] | None:
+        """A check of the live file in a read transaction opened now, and ``data_version`` then.
+
+        If ``data_version`` of ``live`` is the same after the copy, no other connection
+        committed in between, so the check saw exactly the pages the copy read. None when that
+        cannot be arranged (in-memory database, open transaction, read-only open fails).
+        """
+        if self.path is None or live.in_transaction:
+            return None
+        try:
+            uri = f"{self.path.as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error:
+            return None
+        try:
+            version = live.execute("PRAGMA data_version").fetchone()[0]
+            conn.execute("BEGIN")
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # the read starts here
+        except sqlite3.Error:
+            conn.close()
+            return None
+        return _Check(conn), version
 
     # --- restore --------------------------------------------------------------------------
     def restore_to_scratch(
@@ -218,6 +335,42 @@ class Adapter(VendorAdapter):
             Path(f"{scratch.path}{suffix}").unlink(missing_ok=True)
 
     def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
+        self._swap_in(scratch, progress=progress, before_commit=None)
+
+    def swap_in_checked(
+        self, scratch: Scratch, *, check: Callable[[], None], progress: Progress | None = None
+    ) -> None:
+        """Run ``check`` in a thread while the pages are copied; they commit only if it passes."""
+        outcome: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                check()
+            except BaseException as exc:  # noqa: BLE001 - raised in the swapping thread
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        checker = threading.Thread(target=run, name="safemigrate-check", daemon=True)
+        checker.start()
+
+        def before_commit() -> None:
+            checker.join()
+            if outcome and outcome[0] is not None:
+                raise outcome[0]
+
+        try:
+            self._swap_in(scratch, progress=progress, before_commit=before_commit)
+        finally:
+            checker.join()
+
+    def _swap_in(
+        self,
+        scratch: Scratch,
+        *,
+        progress: Progress | None,
+        before_commit: Callable[[], None] | None,
+    ) -> None:
         assert isinstance(scratch, SQLiteScratch)
         try:
             live = self._live()
@@ -225,13 +378,18 @@ class Adapter(VendorAdapter):
                 raise RestoreError("cannot restore inside a transaction; run it outside atomic()")
             src = sqlite3.connect(scratch.path)
             try:
-                # One step: one write transaction on the live file, so it is all or nothing.
-                src.backup(live)
+                # One write transaction on the live file, so it is all or nothing.
+                if before_commit is None:
+                    src.backup(live)
+                else:
+                    _copy_gated(src, live, before_commit)
             finally:
                 src.close()
         except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
             if self.path is None:
                 raise RestoreError(f"restore into the in-memory database failed: {exc}") from exc
+            if before_commit is not None:
+                before_commit()
             # The live file is not a database SQLite can open (corrupt header, say).
             logger.warning(
                 "live database %s cannot be written through SQLite (%s): replacing the file; "
@@ -267,6 +425,8 @@ class Adapter(VendorAdapter):
     def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
         try:
             with self._open(scratch) as conn:
+                if scratch is not None and level != "full":
+                    return _copy_errors(conn)  # a restored copy: is it a sound database file
                 return _integrity_errors(conn, level)
         except Exception as exc:  # noqa: BLE001 - any failure to open is a finding, not a crash
             return [f"database unreadable: {exc}"]
