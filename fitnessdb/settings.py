@@ -136,7 +136,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "safemigrate": {"handlers": ["console"], "level": env.str("SAFEMIGRATE_LOG_LEVEL", "WARNING")},
+        "safemigrate": {
+            "handlers": ["console"],
+            "level": env.str("SAFEMIGRATE_LOG_LEVEL", "WARNING"),
+        },
     },
 }
 

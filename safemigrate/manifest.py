@@ -58,7 +58,8 @@ class Manifest:
 
     @property
     def file_path(self) -> Path:
-        assert self.path is not None
+        if self.path is None:
+            raise ValueError(f"manifest {self.name} was not read from or written to a folder")
         return self.path.with_name(self.file)
 
     @property
@@ -120,7 +121,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -151,7 +152,8 @@ def read_manifest(path: Path) -> Manifest:
 
 def update_manifest(manifest: Manifest, **changes: Any) -> Manifest:
     """Rewrite a manifest with some fields changed (verified, pinned, json_dump)."""
-    assert manifest.path is not None
+    if manifest.path is None:
+        raise ValueError(f"manifest {manifest.name} has no file to update")
     updated = replace(manifest, **changes)
     return write_manifest(updated, manifest.path.parent)
 

@@ -15,8 +15,16 @@ IRREVERSIBLE = "irreversible"
 
 _DESTRUCTIVE_FORWARD = (ops.DeleteModel, ops.RemoveField)
 _DESTRUCTIVE_BACKWARD = (ops.CreateModel, ops.AddField)
-_DATA_CHANGING = (ops.AlterField, ops.RunPython, ops.RunSQL, ops.RenameField, ops.RenameModel,
-                  ops.AlterModelTable, ops.AlterUniqueTogether, ops.AddConstraint)
+_DATA_CHANGING = (
+    ops.AlterField,
+    ops.RunPython,
+    ops.RunSQL,
+    ops.RenameField,
+    ops.RenameModel,
+    ops.AlterModelTable,
+    ops.AlterUniqueTogether,
+    ops.AddConstraint,
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,9 @@ def operation_risks(operation: Operation, *, backwards: bool) -> tuple[str, ...]
     return tuple(dict.fromkeys(risks))
 
 
-def _targets(executor: MigrationExecutor, app_label: str | None, target: str | None) -> list[tuple[str, str | None]]:
+def _targets(
+    executor: MigrationExecutor, app_label: str | None, target: str | None
+) -> list[tuple[str, str | None]]:
     """Targets exactly as Django's migrate command computes them (errors are left to it)."""
     graph = executor.loader.graph
     if app_label and target:
@@ -84,7 +94,9 @@ def _targets(executor: MigrationExecutor, app_label: str | None, target: str | N
     return list(graph.leaf_nodes())
 
 
-def pending_plan(*, alias: str = "default", app_label: str | None = None, target: str | None = None) -> MigrationPlan:
+def pending_plan(
+    *, alias: str = "default", app_label: str | None = None, target: str | None = None
+) -> MigrationPlan:
     """What ``migrate`` would run on ``alias`` now; raises whatever Django's loader raises."""
     connection = connections[alias]
     executor = MigrationExecutor(connection)
@@ -102,4 +114,6 @@ def pending_plan(*, alias: str = "default", app_label: str | None = None, target
         )
         for migration, backwards in plan
     )
-    return MigrationPlan(steps=steps, has_applied_migrations=bool(executor.loader.applied_migrations))
+    return MigrationPlan(
+        steps=steps, has_applied_migrations=bool(executor.loader.applied_migrations)
+    )

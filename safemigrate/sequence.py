@@ -95,9 +95,7 @@ def _failed_step(alias: str, plan: MigrationPlan) -> str:
 def _post_check(alias: str, plan: MigrationPlan) -> None:
     ensure_healthy(alias=alias, when="post-migration check")
     applied = set(MigrationRecorder(connections[alias]).applied_migrations())
-    missing = [
-        s.label for s in plan.steps if ((s.app_label, s.name) in applied) == s.backwards
-    ]
+    missing = [s.label for s in plan.steps if ((s.app_label, s.name) in applied) == s.backwards]
     if missing:
         raise IntegrityCheckFailed(
             f"post-migration check: {', '.join(missing)} not recorded as "
@@ -149,8 +147,13 @@ def safe_migrate(
             backup = create_backup(alias=alias, reason="pre_migrate", progress=progress, lock=False)
         except (SafeMigrateError, KeyboardInterrupt) as exc:
             _record_run(
-                started=started_at, finished=datetime.now(UTC), duration=time.monotonic() - started,
-                database=alias, status="refused", plan=labels, error=str(exc) or type(exc).__name__,
+                started=started_at,
+                finished=datetime.now(UTC),
+                duration=time.monotonic() - started,
+                database=alias,
+                status="refused",
+                plan=labels,
+                error=str(exc) or type(exc).__name__,
             )
             if isinstance(exc, KeyboardInterrupt):
                 raise SafeMigrateError(
@@ -170,11 +173,21 @@ def safe_migrate(
                 reason = f"interrupted ({str(exc) or 'Ctrl-C'})"
             else:
                 reason = str(exc) or type(exc).__name__
-            logger.error("migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name)
+            logger.error(
+                "migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name
+            )
             if progress:
                 progress(f"Migration {failed} failed: restoring {backup.manifest.name}")
-            _rollback(alias=alias, backup=backup, progress=progress, started=started,
-                      started_at=started_at, labels=labels, failed=failed, reason=reason)
+            _rollback(
+                alias=alias,
+                backup=backup,
+                progress=progress,
+                started=started,
+                started_at=started_at,
+                labels=labels,
+                failed=failed,
+                reason=reason,
+            )
             raise MigrationFailed(
                 f"migration {failed} failed ({reason}); the database was restored from "
                 f"{backup.manifest.name} and is as it was before. Fix the migration and run "
@@ -183,8 +196,13 @@ def safe_migrate(
         duration = time.monotonic() - started
         catalogue.sync_catalogue(alias=alias)  # the backup table may be new in this plan
         _record_run(
-            started=started_at, finished=datetime.now(UTC), duration=duration, database=alias,
-            status="applied", plan=labels, backup=backup,
+            started=started_at,
+            finished=datetime.now(UTC),
+            duration=duration,
+            database=alias,
+            status="applied",
+            plan=labels,
+            backup=backup,
         )
     if after_success is not None:
         try:
@@ -195,8 +213,15 @@ def safe_migrate(
 
 
 def _rollback(
-    *, alias: str, backup: BackupResult, progress: Progress | None, started: float,
-    started_at: datetime, labels: list[str], failed: str, reason: str,
+    *,
+    alias: str,
+    backup: BackupResult,
+    progress: Progress | None,
+    started: float,
+    started_at: datetime,
+    labels: list[str],
+    failed: str,
+    reason: str,
 ) -> None:
     """Restore the pre-migration backup and prove the database is back to it."""
     connections[alias].close()  # a failed migration may leave a broken transaction behind
@@ -208,8 +233,13 @@ def _rollback(
     except BaseException as exc:
         logger.critical("ROLLBACK FAILED for %s: %s", alias, exc)
         _record_run(
-            started=started_at, finished=datetime.now(UTC), duration=time.monotonic() - started,
-            database=alias, status="failed", plan=labels, backup=backup,
+            started=started_at,
+            finished=datetime.now(UTC),
+            duration=time.monotonic() - started,
+            database=alias,
+            status="failed",
+            plan=labels,
+            backup=backup,
             error=f"{failed}: {reason}; rollback failed: {exc}",
         )
         raise MigrationFailed(
@@ -217,6 +247,12 @@ def _rollback(
             f"restore by hand: manage.py restore {backup.manifest.name} --no-safety-backup"
         ) from exc
     _record_run(
-        started=started_at, finished=datetime.now(UTC), duration=time.monotonic() - started,
-        database=alias, status="rolled_back", plan=labels, backup=backup, error=f"{failed}: {reason}",
+        started=started_at,
+        finished=datetime.now(UTC),
+        duration=time.monotonic() - started,
+        database=alias,
+        status="rolled_back",
+        plan=labels,
+        backup=backup,
+        error=f"{failed}: {reason}",
     )

@@ -25,7 +25,9 @@ def project_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def manage(*args: str, env: dict[str, str], input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def manage(
+    *args: str, env: dict[str, str], input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         env=env,
@@ -51,12 +53,16 @@ def popen(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 def prepared_db(tmp_path: Path, items: int = 3) -> dict[str, str]:
     """A database fully migrated but migrapp at 0001 with ``items`` rows: 0002 pending."""
     env = project_env(tmp_path)
-    for args in (("migrate", "--no-backup", "-v0"), ("migrate", "migrapp", "0001", "--no-backup", "-v0")):
+    for args in (
+        ("migrate", "--no-backup", "-v0"),
+        ("migrate", "migrapp", "0001", "--no-backup", "-v0"),
+    ):
         result = manage(*args, env=env)
         assert result.returncode == 0, result.stderr
     with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
         conn.executemany(
-            "INSERT INTO migrapp_item (name, qty) VALUES (?, ?)", [(f"item{n}", n) for n in range(items)]
+            "INSERT INTO migrapp_item (name, qty) VALUES (?, ?)",
+            [(f"item{n}", n) for n in range(items)],
         )
     return env
 

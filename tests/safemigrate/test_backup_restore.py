@@ -34,11 +34,15 @@ def test_backup__file_manifest_and_json_shape(backup_dir):
     User.objects.create_user("alice")
     data = backup(reason="Before Upgrade")
     path = backup_dir / data["name"]
-    assert data["name"].startswith("backup-before_upgrade-") and data["name"].endswith("-default.sqlite3.zst")
+    assert data["name"].startswith("backup-before_upgrade-")
+    assert data["name"].endswith(
+        "-default.sqlite3.zst"
+    )
     assert data["path"] == str(path)
     assert data["size"] == path.stat().st_size
     assert data["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()  # sha256sum can check it
-    assert data["verified"] is True and data["pinned"] is False
+    assert data["verified"] is True
+    assert data["pinned"] is False
     assert {"id", "created", "reason", "database"} <= data.keys()
     assert data["created"].endswith("+00:00")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -47,7 +51,8 @@ def test_backup__file_manifest_and_json_shape(backup_dir):
     manifest = read_manifest(manifest_path)
     assert manifest.row_counts["auth_user"] == 1
     assert "0001_initial" in manifest.migrations["migrapp"]
-    assert manifest.vendor == "sqlite" and manifest.compression == "zstd"
+    assert manifest.vendor == "sqlite"
+    assert manifest.compression == "zstd"
     assert not list(backup_dir.glob(".*"))  # no temporary files left
 
 
@@ -79,7 +84,8 @@ def test_restore__takes_a_safety_backup_and_keeps_later_backups_listed(backup_di
     out = StringIO()
     call_command("backups", format="json", stdout=out)
     names = [b["name"] for b in json.loads(out.getvalue())]
-    assert first in names and second in names
+    assert first in names
+    assert second in names
     assert any(n.startswith("backup-pre_restore-") for n in names)
     from safemigrate.models import Backup
 
@@ -247,7 +253,9 @@ def test_backup__folder_that_cannot_be_created(tmp_path, settings):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     settings.SAFEMIGRATE_BACKUP_DIR = str(blocker / "backups")
-    with pytest.raises(CommandError, match="cannot create the backup folder .*SAFEMIGRATE_BACKUP_DIR"):
+    with pytest.raises(
+        CommandError, match="cannot create the backup folder .*SAFEMIGRATE_BACKUP_DIR"
+    ):
         backup()
 
 

@@ -52,13 +52,19 @@ def test_safemigrate__failing_migration_is_rolled_back_exactly(tmp_path):
     result = manage("migrate", env={**env, "MIGRAPP_FAIL": "1"})
     assert result.returncode == 1
     assert_one_line_error(
-        result.stderr, "migration migrapp.0002_item_note failed", "restored from backup-pre_migrate-"
+        result.stderr,
+        "migration migrapp.0002_item_note failed",
+        "restored from backup-pre_migrate-",
     )
     assert table_dump(db) == before
     assert schema(db) == before_schema
-    assert not list(db.parent.glob("*.restoring")) and not list((tmp_path / "backups").glob(".*"))
-    runs = sqlite3.connect(db).execute("SELECT status, error FROM safemigrate_migrationrun").fetchall()
-    assert runs[-1][0] == "rolled_back" and "MIGRAPP_FAIL" in runs[-1][1]
+    assert not list(db.parent.glob("*.restoring"))
+    assert not list((tmp_path / "backups").glob(".*"))
+    runs = (
+        sqlite3.connect(db).execute("SELECT status, error FROM safemigrate_migrationrun").fetchall()
+    )
+    assert runs[-1][0] == "rolled_back"
+    assert "MIGRAPP_FAIL" in runs[-1][1]
     # And the fixed migration then applies normally.
     assert manage("migrate", env=env).returncode == 0
 
@@ -67,10 +73,15 @@ def test_safemigrate__two_concurrent_runs_apply_once(tmp_path):
     env = prepared_db(tmp_path)
     first, second = popen("migrate", env=env), popen("migrate", env=env)
     outs = [p.communicate(timeout=120) for p in (first, second)]
-    assert first.returncode == 0 and second.returncode == 0, outs
-    rows = sqlite3.connect(tmp_path / "db.sqlite3").execute(
-        "SELECT COUNT(*) FROM django_migrations WHERE app='migrapp' AND name='0002_item_note'"
-    ).fetchone()[0]
+    assert first.returncode == 0, outs
+    assert second.returncode == 0, outs
+    rows = (
+        sqlite3.connect(tmp_path / "db.sqlite3")
+        .execute(
+            "SELECT COUNT(*) FROM django_migrations WHERE app='migrapp' AND name='0002_item_note'"
+        )
+        .fetchone()[0]
+    )
     assert rows == 1
     assert len(backups_in(tmp_path, "pre_migrate")) == 1
 
@@ -78,17 +89,29 @@ def test_safemigrate__two_concurrent_runs_apply_once(tmp_path):
 def test_safemigrate__lock_held_times_out_naming_the_holder(tmp_path):
     env = prepared_db(tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "shell", "--no-imports", "-c",
-         "from safemigrate.lock import migration_lock\nimport time\n"
-         "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(30)"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "shell",
+            "--no-imports",
+            "-c",
+            "from safemigrate.lock import migration_lock\nimport time\n"
+            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(30)",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None
         assert "locked" in holder.stdout.readline()
         result = manage("migrate", env={**env, "SAFEMIGRATE_LOCK_TIMEOUT": "1"})
         assert result.returncode == 1
-        assert_one_line_error(result.stderr, "holds the lock", f"pid {holder.pid}", "SAFEMIGRATE_LOCK_TIMEOUT")
+        assert_one_line_error(
+            result.stderr, "holds the lock", f"pid {holder.pid}", "SAFEMIGRATE_LOCK_TIMEOUT"
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -112,11 +135,17 @@ def test_safemigrate__disk_full_refuses_migration_and_leaves_no_partial_file(tmp
     (tmp_path / "backups").mkdir()
     result = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "migrate"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         preexec_fn=_limit_file_size(db.stat().st_size // 2),  # noqa: PLW1509
     )
     assert result.returncode == 1
-    assert_one_line_error(result.stderr, "backup failed", "nothing was changed", "SAFEMIGRATE_BACKUP_DIR")
+    assert_one_line_error(
+        result.stderr, "backup failed", "nothing was changed", "SAFEMIGRATE_BACKUP_DIR"
+    )
     assert list((tmp_path / "backups").iterdir()) == []
     assert table_dump(db) == before  # not migrated, not changed
 
@@ -129,13 +158,17 @@ def test_safemigrate__corrupt_database_refused_then_restored(tmp_path):
     good = table_dump(db)
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='migrapp_item'").fetchone()[0]
+        root = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name='migrapp_item'"
+        ).fetchone()[0]
     with db.open("r+b") as f:  # scribble over the table's root page
         f.seek((root - 1) * 4096 + 8)
         f.write(b"\xff" * 512)
     result = manage("migrate", env=env)
     assert result.returncode == 1
-    assert_one_line_error(result.stderr, "pre-migration check", "failed its integrity check", "restore")
+    assert_one_line_error(
+        result.stderr, "pre-migration check", "failed its integrity check", "restore"
+    )
     restored = manage("restore", "--latest", "--noinput", "--no-safety-backup", env=env)
     assert restored.returncode == 0, restored.stderr
     assert table_dump(db) == good
@@ -150,14 +183,17 @@ def test_restore__unreadable_file_is_replaced_and_kept_aside(tmp_path):
     listed = json.loads(manage("backups", "--format", "json", env=env).stdout)
     db.write_bytes(b"this is not a database" * 1000)
     # Listing still works from the manifests although the catalogue's database is gone.
-    assert [b["name"] for b in json.loads(manage("backups", "--format", "json", env=env).stdout)] == [
-        b["name"] for b in listed
-    ]
+    assert [
+        b["name"] for b in json.loads(manage("backups", "--format", "json", env=env).stdout)
+    ] == [b["name"] for b in listed]
     result = manage("restore", listed[0]["name"], "--noinput", "--no-safety-backup", env=env)
     assert result.returncode == 0, result.stderr
     assert table_dump(db) == good
     assert list(tmp_path.glob("db.sqlite3.corrupt-*"))
-    assert not Path(f"{db}-wal").exists() or sqlite3.connect(db).execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    assert (
+        not Path(f"{db}-wal").exists()
+        or sqlite3.connect(db).execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    )
 
 
 def test_restore__safety_backup_failure_on_damaged_database_says_what_to_do(tmp_path):
@@ -217,7 +253,8 @@ def test_safemigrate__brand_new_database_needs_no_backup(tmp_path):
     assert result.returncode == 0, result.stderr
     assert backups_in(tmp_path) == []
     again = manage("migrate", env=env)  # nothing to apply: no backup either
-    assert again.returncode == 0 and "No migrations to apply" in again.stdout
+    assert again.returncode == 0
+    assert "No migrations to apply" in again.stdout
     assert backups_in(tmp_path) == []
 
 

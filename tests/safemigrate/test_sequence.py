@@ -49,7 +49,10 @@ def test_safemigrate__failing_migration_rolls_back_to_identical_content(at_0001,
     """A non-atomic migration failing half-way is undone: every table's rows as before."""
     before = dump_all_tables()
     monkeypatch.setenv("MIGRAPP_FAIL", "1")
-    with pytest.raises(CommandError, match=r"migration migrapp\.0002_item_note failed .*restored from backup-pre_migrate-"):
+    with pytest.raises(
+        CommandError,
+        match=r"migration migrapp\.0002_item_note failed .*restored from backup-pre_migrate-",
+    ):
         call_command("migrate", stdout=StringIO())
     after = dump_all_tables()
     after.pop("safemigrate_migrationrun")

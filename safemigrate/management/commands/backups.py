@@ -22,7 +22,13 @@ class Command(SafeMigrateCommand):
         self.add_format_argument(parser)
 
     def handle(
-        self, *args: Any, database: str, rescan: bool, all_databases: bool, format: str, **options: Any
+        self,
+        *args: Any,
+        database: str,
+        rescan: bool,
+        all_databases: bool,
+        format: str,
+        **options: Any,
     ) -> None:
         alias = None if all_databases else database
         if rescan:
@@ -40,7 +46,9 @@ class Command(SafeMigrateCommand):
         if not backups:
             self.stdout.write("No backups yet. Make one with: python manage.py backup")
             return
-        header = f"{'ID':>5}  {'CREATED (UTC)':19}  {'REASON':12}  {'SIZE':>9}  {'VERIFIED':8}  NAME"
+        header = (
+            f"{'ID':>5}  {'CREATED (UTC)':19}  {'REASON':12}  {'SIZE':>9}  {'VERIFIED':8}  NAME"
+        )
         self.stdout.write(header)
         for m in backups:
             backup_id = ids.get(m.name)

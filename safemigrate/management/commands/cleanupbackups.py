@@ -11,7 +11,10 @@ from safemigrate.rotation import rotate_backups
 
 
 class Command(SafeMigrateCommand):
-    help = "Deletes old backups beyond --keep (default SAFEMIGRATE_KEEP); never pinned ones or the newest verified."
+    help = (
+        "Deletes old backups beyond --keep (default SAFEMIGRATE_KEEP); "
+        "never pinned ones or the newest verified."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--keep", type=int, default=None, help="How many to keep.")
@@ -19,7 +22,15 @@ class Command(SafeMigrateCommand):
         self.add_database_argument(parser)
         self.add_format_argument(parser)
 
-    def handle(self, *args: Any, keep: int | None, dry_run: bool, database: str, format: str, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        keep: int | None,
+        dry_run: bool,
+        database: str,
+        format: str,
+        **options: Any,
+    ) -> None:
         if keep is not None and keep < 1:
             raise CommandError("--keep must be at least 1")
         result = rotate_backups(alias=database, keep=keep, dry_run=dry_run)

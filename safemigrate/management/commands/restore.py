@@ -48,7 +48,10 @@ class Command(SafeMigrateCommand):
             help="With --noinput: restore even when the backup raises warnings.",
         )
         parser.add_argument(
-            "--noinput", "--no-input", action="store_false", dest="interactive",
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
             help="Do not prompt for confirmation.",
         )
         self.add_database_argument(parser)
@@ -86,16 +89,24 @@ class Command(SafeMigrateCommand):
             raise CommandError("--replace goes with --json FILE")
         manifest = self._choose(backup, latest, file, database)
         preview = restore_preview(backup=manifest, alias=database)
-        self.stdout.write(f"Restore {manifest.name} ({manifest.created}, {human_size(manifest.size)})")
+        self.stdout.write(
+            f"Restore {manifest.name} ({manifest.created}, {human_size(manifest.size)})"
+        )
         self.stdout.write(f"  into database {database!r}")
         if preview.to_unapply:
-            self.stdout.write(f"  migrations that will be un-applied: {', '.join(preview.to_unapply)}")
+            self.stdout.write(
+                f"  migrations that will be un-applied: {', '.join(preview.to_unapply)}"
+            )
         if preview.to_reapply:
-            self.stdout.write(f"  migrations that will be applied again: {', '.join(preview.to_reapply)}")
+            self.stdout.write(
+                f"  migrations that will be applied again: {', '.join(preview.to_reapply)}"
+            )
         changed = [(t, then, now) for t, then, now in preview.row_counts if then != now]
         for table, then, now in changed[:20]:
-            self.stdout.write(f"  {table}: {now if now is not None else '-'} rows now -> "
-                              f"{then if then is not None else '-'} after restore")
+            self.stdout.write(
+                f"  {table}: {now if now is not None else '-'} rows now -> "
+                f"{then if then is not None else '-'} after restore"
+            )
         if preview.current_error:
             self.stdout.write(f"  note: {preview.current_error}")
         for warning in preview.warnings:
@@ -117,7 +128,9 @@ class Command(SafeMigrateCommand):
             progress=self.stdout.write if options["verbosity"] >= 1 else None,
         )
         if result.safety_backup:
-            self.stdout.write(f"Safety backup of the previous state: {result.safety_backup.manifest.name}")
+            self.stdout.write(
+                f"Safety backup of the previous state: {result.safety_backup.manifest.name}"
+            )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Restored {manifest.name} in {result.duration:.2f}s "
@@ -157,7 +170,9 @@ class Command(SafeMigrateCommand):
             )
         )
 
-    def _choose(self, backup: str | None, latest: bool, file: str | None, database: str) -> Manifest:
+    def _choose(
+        self, backup: str | None, latest: bool, file: str | None, database: str
+    ) -> Manifest:
         if file:
             if backup:
                 raise CommandError("give a backup id/name or --file, not both")

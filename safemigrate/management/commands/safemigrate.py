@@ -33,8 +33,12 @@ class Command(MigrateCommand):
             self._print_risky_plan(database, options)
             return None
         unguarded = (
-            options["no_backup"] or options["plan"] or options["check_unapplied"]
-            or options["fake"] or options["fake_initial"] or options["prune"]
+            options["no_backup"]
+            or options["plan"]
+            or options["check_unapplied"]
+            or options["fake"]
+            or options["fake_initial"]
+            or options["prune"]
         )
         if unguarded:
             return super().handle(*args, **options)

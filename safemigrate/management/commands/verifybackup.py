@@ -21,12 +21,16 @@ class Command(SafeMigrateCommand):
         self.add_database_argument(parser)
         self.add_format_argument(parser)
 
-    def handle(self, *args: Any, backup: str | None, all: bool, database: str, format: str, **options: Any) -> None:
+    def handle(
+        self, *args: Any, backup: str | None, all: bool, database: str, format: str, **options: Any
+    ) -> None:
         if bool(backup) == all:
             raise CommandError("give one backup id/name, or --all")
-        targets = catalogue.list_backups(alias=database) if all else [
-            catalogue.find_backup(backup or "", alias=database)
-        ]
+        targets = (
+            catalogue.list_backups(alias=database)
+            if all
+            else [catalogue.find_backup(backup or "", alias=database)]
+        )
         results = []
         for manifest in targets:
             try:
