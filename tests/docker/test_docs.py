@@ -118,10 +118,6 @@ def manage_invocations(text: str) -> list[tuple[str, list[str]]]:
     return found
 
 
-# Flags DESIGN.md promises and the guide uses (scenario E), being built on safemigrate.jsondump.
-PENDING_FLAGS = {("backup", "--with-json"), ("restore", "--json")}
-
-
 @pytest.mark.parametrize("path", [GUIDE, README], ids=["guide", "readme"])
 def test_docs__every_command_and_flag_exists(path):
     commands = get_commands()
@@ -131,7 +127,7 @@ def test_docs__every_command_and_flag_exists(path):
         assert name in commands, f"{path.name}: no command {name!r}"
         parser = load_command_class(commands[name], name).create_parser("manage.py", name)
         known = {option for action in parser._actions for option in action.option_strings}
-        unknown = [f for f in flags if f not in known and (name, f) not in PENDING_FLAGS]
+        unknown = [f for f in flags if f not in known]
         assert not unknown, f"{path.name}: manage.py {name} has no {unknown}"
 
 
