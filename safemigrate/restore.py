@@ -26,6 +26,7 @@ from safemigrate.codec import BackupReader, detect_format
 from safemigrate.conf import get_settings
 from safemigrate.exceptions import (
     BackupError,
+    ChecksumMismatch,
     IntegrityCheckFailed,
     RestoreError,
     SafeMigrateError,
@@ -277,7 +278,13 @@ def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progres
     """Checksum + restore into a scratch copy + integrity check + row counts; marks it verified."""
     adapter = get_adapter(alias)
     workdir = ensure_backup_dir(alias)
-    scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
+    try:
+        scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
+    except (ChecksumMismatch, RestoreError):
+        # Damaged: it must no longer count as verified (rotation, W001, restore --latest).
+        if backup.verified and backup.path is not None and backup.path.is_file():
+            catalogue.record(update_manifest(backup, verified=False, verified_at=None))
+        raise
     adapter.drop_scratch(scratch)
     if backup.path is not None and backup.path.is_file():
         backup = update_manifest(

@@ -273,6 +273,12 @@ def test_verifybackup__ok_and_damaged(backup_dir):
     with pytest.raises(CommandError, match="1 of 2 backup"):
         call_command("verifybackup", all=True, stdout=out)
     assert f"FAILED  {bad}" in out.getvalue()
+    from safemigrate.catalogue import find_backup
+    from safemigrate.models import Backup
+
+    assert find_backup(bad, alias="default").verified is False  # no longer trusted
+    assert Backup.objects.get(name=bad).verified is False
+    assert find_backup(good, alias="default").verified is True
 
 
 def test_create_backup__library_returns_result(backup_dir):
