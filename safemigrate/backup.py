@@ -176,7 +176,7 @@ def create_backup(
             verified_at=datetime.now(UTC).isoformat(timespec="microseconds"),
             duration=time.monotonic() - started,
         )
-        os.replace(partial, final)
+        partial.replace(final)
         manifest = write_manifest(manifest, directory)
         _fsync_dir(directory)
     except OSError as exc:

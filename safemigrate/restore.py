@@ -29,7 +29,6 @@ from safemigrate.exceptions import (
     ChecksumMismatch,
     IntegrityCheckFailed,
     RestoreError,
-    SafeMigrateError,
 )
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, update_manifest

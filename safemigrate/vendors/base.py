@@ -30,7 +30,7 @@ class SnapshotInfo:
     integrity_errors: list[str] = field(default_factory=list)
 
 
-class Scratch(abc.ABC):
+class Scratch:
     """A restored copy of a backup that is not yet the live database (a file, a scratch database)."""
 
     description: str = "scratch copy"

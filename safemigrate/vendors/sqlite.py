@@ -38,6 +38,12 @@ class SQLiteScratch(Scratch):
         self.description = str(path)
 
 
+def _own(scratch: Scratch) -> SQLiteScratch:
+    if not isinstance(scratch, SQLiteScratch):
+        raise TypeError(f"not an SQLite scratch copy: {scratch!r}")
+    return scratch
+
+
 def _is_memory(name: str) -> bool:
     return not name or name == ":memory:" or "mode=memory" in name
 
@@ -216,7 +222,7 @@ class Adapter(VendorAdapter):
         if scratch is None:
             yield self._live()
             return
-        assert isinstance(scratch, SQLiteScratch)
+        scratch = _own(scratch)
         conn = _connect_copy(scratch.path)
         try:
             yield conn
@@ -344,7 +350,7 @@ class Adapter(VendorAdapter):
         return SQLiteScratch(path)
 
     def drop_scratch(self, scratch: Scratch) -> None:
-        assert isinstance(scratch, SQLiteScratch)
+        scratch = _own(scratch)
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(f"{scratch.path}{suffix}").unlink(missing_ok=True)
 
@@ -385,7 +391,7 @@ class Adapter(VendorAdapter):
         progress: Progress | None,
         before_commit: Callable[[], None] | None,
     ) -> None:
-        assert isinstance(scratch, SQLiteScratch)
+        scratch = _own(scratch)
         try:
             live = self._live()
             if live.in_transaction:
@@ -419,7 +425,8 @@ class Adapter(VendorAdapter):
 
     def _replace_file(self, source: Path) -> None:
         """Last resort for a corrupt live file: keep it aside, then rename a complete copy in."""
-        assert self.path is not None
+        if self.path is None:
+            raise RestoreError("an in-memory database has no file to replace")
         self.connection.close()
         target = self.path
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -430,8 +437,8 @@ class Adapter(VendorAdapter):
         for suffix in ("", "-wal", "-shm", "-journal"):
             old = Path(f"{target}{suffix}")
             if old.exists():
-                os.replace(old, old.with_name(f"{old.name}.corrupt-{stamp}"))
-        os.replace(staged, target)
+                old.replace(old.with_name(f"{old.name}.corrupt-{stamp}"))
+        staged.replace(target)
         _fsync_dir(target.parent)
         logger.warning("the damaged database was kept as %s.corrupt-%s", target, stamp)
 
