@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
@@ -135,7 +136,17 @@ def safe_migrate(
         if not plan.has_applied_migrations:
             # A brand-new database has nothing to lose: Django as usual, with no backup, but under
             # the lock, so containers starting together on a fresh volume build it only once.
-            run_migrate()
+            try:
+                run_migrate()
+            except (SafeMigrateError, CommandError):
+                raise  # already one clear line (e.g. a bad target named by Django)
+            except Exception as exc:
+                raise MigrationFailed(
+                    f"migration {_failed_step(alias, plan)} failed on a new, empty database "
+                    f"({exc}); no backup was needed and none was taken. Fix the migration, then "
+                    "delete the half-built database (or run migrate again if it is a server "
+                    "database you can empty) and run safemigrate again"
+                ) from exc
             return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
         labels = plan.labels()
         started_at = datetime.now(UTC)

@@ -276,3 +276,12 @@ def test_restore__process_holding_the_database_open_sees_the_restored_data(tmp_p
     assert fresh.execute("SELECT COUNT(*) FROM migrapp_item").fetchone()[0] == 4
     held.close()
     fresh.close()
+
+
+def test_safemigrate__failing_migration_on_a_new_database_is_one_clear_line(tmp_path):
+    from tests.safemigrate.helpers import project_env
+
+    result = manage("migrate", env=project_env(tmp_path, MIGRAPP_FAIL="1"))
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, "migration migrapp.0002_item_note failed on a new, empty database")
+    assert backups_in(tmp_path) == []
