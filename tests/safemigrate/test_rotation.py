@@ -69,3 +69,15 @@ def test_safemigrate__queues_rotation_after_success(backup_dir, settings):
         assert len(list_backups(alias="default")) == 1  # the task ran (sync broker in tests)
     finally:
         call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
+
+
+def test_rotation__standalone_json_dumps_are_rotated_too(backup_dir):
+    from safemigrate.jsondump import create_json_dump
+
+    dumps = [create_json_dump(alias="default").path for _ in range(3)]  # oldest first
+    result = rotate_backups(alias="default", keep=1)
+    assert sorted(result.deleted) == sorted(p.name for p in dumps[:2])
+    assert dumps[2].exists()
+    for gone in dumps[:2]:
+        assert not gone.exists()
+        assert not gone.with_name(gone.name + ".dump-manifest.json").exists()
