@@ -150,11 +150,53 @@ SAFEMIGRATE_COMPRESS = env.str("SAFEMIGRATE_COMPRESS", default="zstd")
 SAFEMIGRATE_ENCRYPTION_KEY = env.str("SAFEMIGRATE_ENCRYPTION_KEY", default="") or None
 SAFEMIGRATE_SCHEDULE = env.str("SAFEMIGRATE_SCHEDULE", default="") or None
 SAFEMIGRATE_VERIFY_SCHEDULE = env.str("SAFEMIGRATE_VERIFY_SCHEDULE", default="") or None
-SAFEMIGRATE_STORAGE = env.str("SAFEMIGRATE_STORAGE", default="") or None
 SAFEMIGRATE_INTEGRITY_CHECK = env.str("SAFEMIGRATE_INTEGRITY_CHECK", default="quick")
 SAFEMIGRATE_LOCK_TIMEOUT = env.float("SAFEMIGRATE_LOCK_TIMEOUT", default=300.0)
 SAFEMIGRATE_JSON_AFTER_MIGRATE = env.bool("SAFEMIGRATE_JSON_AFTER_MIGRATE", default=False)
 SAFEMIGRATE_MAX_BACKUP_AGE_HOURS = env.float("SAFEMIGRATE_MAX_BACKUP_AGE_HOURS", default=48.0)
+
+# Off-site copies of backups: STORAGES["backups"], only when a target is configured (safemigrate
+# copies each backup there, `restore --from-storage NAME` fetches one back). Either an S3 bucket
+# (django-storages: pip install '.[s3]'; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+# else boto3's usual chain: instance role, ~/.aws) or a folder on another disk (a NAS mount).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+_s3_bucket = env.str("SAFEMIGRATE_S3_BUCKET", default="")
+_offsite_dir = env.str("SAFEMIGRATE_STORAGE_DIR", default="")
+if _s3_bucket and _offsite_dir:
+    raise ImproperlyConfigured(
+        "SAFEMIGRATE_S3_BUCKET and SAFEMIGRATE_STORAGE_DIR are both set; choose one off-site target"
+    )
+if _s3_bucket:
+    STORAGES["backups"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": _s3_bucket,
+            "location": env.str("SAFEMIGRATE_S3_PREFIX", default=""),
+            "endpoint_url": env.str("SAFEMIGRATE_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("SAFEMIGRATE_S3_REGION", default="") or None,
+            "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+            "default_acl": None,  # the bucket's own policy (private)
+            "querystring_auth": True,
+        },
+    }
+elif _offsite_dir:
+    STORAGES["backups"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": _offsite_dir,
+            "base_url": None,
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    }
+# The storage alias backups are copied to; "backups" by default when one is configured above.
+SAFEMIGRATE_STORAGE = (
+    env.str("SAFEMIGRATE_STORAGE", default="backups" if "backups" in STORAGES else "") or None
+)
 
 # --- django-q2: the ORM broker (no extra service) unless a Redis URL is given ------------------
 # Queued tasks wait in the broker (the django_q_ormq table, or a Redis list) until a worker

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from croniter import croniter
+from django.conf import settings
 from django.core import checks
 from django.core.management import get_commands
 
@@ -59,6 +60,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 f"SAFEMIGRATE_KEEP={conf.keep} must be at least 1",
                 hint="Set SAFEMIGRATE_KEEP to how many backups to keep (default 10).",
                 id="safemigrate.E005",
+            )
+        )
+    if conf.storage is not None and conf.storage not in settings.STORAGES:
+        messages.append(
+            checks.Error(
+                f"SAFEMIGRATE_STORAGE={conf.storage!r} is not a key of STORAGES",
+                hint=f"Add STORAGES[{conf.storage!r}] (e.g. S3 through django-storages), "
+                "or unset SAFEMIGRATE_STORAGE.",
+                id="safemigrate.E007",
             )
         )
     for name, expression in (

@@ -52,6 +52,8 @@ class Manifest:
     app_version: str = ""
     django_version: str = ""
     json_dump: dict[str, Any] | None = None
+    offsite: dict[str, Any] | None = None
+    """Where the backup was copied off-site: ``{storage, name, copied_at}`` (safemigrate.offsite)."""
     format: int = FORMAT_VERSION
     # Where the manifest was read from (not stored).
     path: Path | None = field(default=None, compare=False)
@@ -94,6 +96,7 @@ class Manifest:
             "row_counts": self.row_counts,
             "migrations": self.latest_migrations(),
             "json_dump": self.json_dump,
+            "offsite": self.offsite,
         }
 
 

@@ -71,6 +71,7 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
         lambda: async_task("safemigrate.tasks.rotate_backups", alias, group=GROUP)
     )
     manifest = result.manifest
+    queue_offsite_copy(alias=alias, name=manifest.name)
     return {
         "alias": alias,
         "name": manifest.name,
@@ -130,6 +131,55 @@ def dump_json(alias: str = "default") -> dict[str, Any]:
         "models": result.models,
         "duration": round(result.duration, 3),
     }
+
+
+def copy_offsite(name: str, alias: str = "default") -> dict[str, Any]:
+    """Copy backup ``name`` of database ``alias`` to SAFEMIGRATE_STORAGE (safemigrate.offsite).
+
+    A backup that rotation removed before its turn is skipped with a logged warning; any other
+    failure is a Failure, and the local backup stays as it is.
+    """
+    from safemigrate.catalogue import find_backup
+    from safemigrate.exceptions import BackupNotFound
+    from safemigrate.offsite import copy_offsite as copy
+
+    with _logged("copy_offsite", alias):
+        try:
+            manifest = find_backup(name, alias=alias)
+        except BackupNotFound as exc:
+            reason = f"off-site copy of {name} skipped: {exc}"
+            logger.warning("%s", reason)
+            return {"alias": alias, "name": name, "skipped": reason}
+        result = copy(manifest=manifest)
+    return {
+        "alias": alias,
+        "name": name,
+        "storage": result.storage,
+        "objects": result.names,
+        "kept": result.kept,
+        "size": result.size,
+        "sha256_checked": result.sha256_checked,
+        "duration": round(result.duration, 3),
+    }
+
+
+def queue_offsite_copy(*, alias: str, name: str) -> bool:
+    """Queue ``copy_offsite`` for a new backup when SAFEMIGRATE_STORAGE is set (True if queued).
+
+    Queued on commit. A broker that cannot take the task is logged, never raised: the local
+    backup is already safe, and the next backup is copied again.
+    """
+    if not get_settings().storage:
+        return False
+
+    def enqueue() -> None:
+        try:
+            async_task("safemigrate.tasks.copy_offsite", name, alias, group=GROUP)
+        except Exception as exc:  # noqa: BLE001 - housekeeping must not fail a backup
+            logger.warning("could not queue the off-site copy of %s: %s", name, exc)
+
+    transaction.on_commit(enqueue)
+    return True
 
 
 def queue_after_migrate(alias: str) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.management.base import CommandError
+
 from safemigrate.backup import create_backup
+from safemigrate.conf import get_settings
 from safemigrate.jsondump import JsonDumpResult, create_json_dump
 from safemigrate.management.base import SafeMigrateCommand, describe_backup, human_size
+from safemigrate.offsite import copy_offsite, get_storage
 
 
 class Command(SafeMigrateCommand):
@@ -25,6 +29,12 @@ class Command(SafeMigrateCommand):
             action="store_true",
             help="Write only the portable JSON dump, no database backup.",
         )
+        parser.add_argument(
+            "--offsite",
+            action="store_true",
+            help="Copy the backup to SAFEMIGRATE_STORAGE now and wait for it (otherwise the copy "
+            "is queued when SAFEMIGRATE_STORAGE is set).",
+        )
         self.add_database_argument(parser)
         self.add_format_argument(parser)
 
@@ -36,8 +46,13 @@ class Command(SafeMigrateCommand):
         format: str,
         with_json: bool = False,
         json_only: bool = False,
+        offsite: bool = False,
         **options: Any,
     ) -> None:
+        if offsite:
+            if json_only:
+                raise CommandError("--offsite copies a backup; it does not go with --json-only")
+            get_storage()  # fail before backing up when there is nowhere to copy to
         if json_only:
             dump = create_json_dump(alias=database, reason=reason, progress=self.progress)
             if format == "json":
@@ -51,6 +66,14 @@ class Command(SafeMigrateCommand):
         if with_json:
             dump = create_json_dump(alias=database, backup=manifest, progress=self.progress)
             manifest = dump.backup or manifest
+        copied = None
+        if offsite:
+            copied = copy_offsite(manifest=manifest)
+            manifest = copied.manifest
+        elif get_settings().storage:
+            from safemigrate.tasks import queue_offsite_copy
+
+            queue_offsite_copy(alias=database, name=manifest.name)
         if format == "json":
             self.write_json(manifest.as_json(id=result.id))
             return
@@ -58,6 +81,11 @@ class Command(SafeMigrateCommand):
             self.stdout.write(line)
         if dump is not None:
             self._describe_dump(dump)
+        if copied is not None:
+            self.stdout.write(
+                f"Off-site: {len(copied.names)} object(s) in storage {copied.storage!r} "
+                f"({'sha256 read back' if copied.sha256_checked else 'sizes read back'})"
+            )
         duration = result.duration + (dump.duration if dump else 0.0)
         self.stdout.write(self.style.SUCCESS(f"Backup done in {duration:.2f}s"))
 

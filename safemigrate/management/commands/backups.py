@@ -18,6 +18,11 @@ class Command(SafeMigrateCommand):
         parser.add_argument(
             "--all-databases", action="store_true", help="List backups of every database alias."
         )
+        parser.add_argument(
+            "--offsite",
+            action="store_true",
+            help="List the backups in SAFEMIGRATE_STORAGE instead of the local folder.",
+        )
         self.add_database_argument(parser)
         self.add_format_argument(parser)
 
@@ -28,9 +33,13 @@ class Command(SafeMigrateCommand):
         rescan: bool,
         all_databases: bool,
         format: str,
+        offsite: bool = False,
         **options: Any,
     ) -> None:
         alias = None if all_databases else database
+        if offsite:
+            self._list_offsite(alias=alias, format=format)
+            return
         if rescan:
             summary = catalogue.sync_catalogue(alias=alias)
             if format == "text":
@@ -57,4 +66,25 @@ class Command(SafeMigrateCommand):
             self.stdout.write(
                 f"{backup_id if backup_id else '-':>5}  {m.created[:19].replace('T', ' '):19}  "
                 f"{m.reason[:12]:12}  {human_size(m.size):>9}  {flags:8}  {m.name}{missing}"
+            )
+
+    def _list_offsite(self, *, alias: str | None, format: str) -> None:
+        from safemigrate.offsite import get_storage, list_offsite
+
+        storage, _ = get_storage()
+        remote = list_offsite(alias=alias)
+        if format == "json":
+            self.write_json([b.as_json() for b in remote])
+            return
+        if not remote:
+            self.stdout.write(f"No backups in storage {storage!r} yet.")
+            return
+        self.stdout.write(f"Storage {storage!r}:")
+        self.stdout.write(f"{'CREATED (UTC)':19}  {'REASON':12}  {'SIZE':>9}  NAME")
+        for b in remote:
+            size = human_size(b.size) if b.size is not None else "-"
+            missing = "" if b.size is not None else "  (FILE MISSING)"
+            self.stdout.write(
+                f"{b.created[:19].replace('T', ' '):19}  {b.reason[:12]:12}  {size:>9}  "
+                f"{b.name}{missing}"
             )

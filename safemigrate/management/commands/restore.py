@@ -27,6 +27,12 @@ class Command(SafeMigrateCommand):
         group.add_argument("--latest", action="store_true", help="The newest verified backup.")
         group.add_argument("--file", help="A backup file (its manifest beside it, if it has one).")
         group.add_argument(
+            "--from-storage",
+            metavar="NAME",
+            help="Fetch backup NAME from SAFEMIGRATE_STORAGE (see `backups --offsite`) into the "
+            "backup folder, check it, then restore it.",
+        )
+        group.add_argument(
             "--json",
             metavar="FILE",
             help="Load a JSON dump (from backup --with-json/--json-only) into a migrated database; "
@@ -87,7 +93,15 @@ class Command(SafeMigrateCommand):
             return
         if options.get("replace"):
             raise CommandError("--replace goes with --json FILE")
-        manifest = self._choose(backup, latest, file, database)
+        if options.get("from_storage"):
+            if backup:
+                raise CommandError("give a backup id/name or --from-storage NAME, not both")
+            from safemigrate.offsite import fetch_offsite
+
+            manifest = fetch_offsite(name=options["from_storage"], alias=database)
+            self.stdout.write(f"Fetched {manifest.name} into {manifest.file_path.parent}")
+        else:
+            manifest = self._choose(backup, latest, file, database)
         preview = restore_preview(backup=manifest, alias=database)
         self.stdout.write(
             f"Restore {manifest.name} ({manifest.created}, {human_size(manifest.size)})"

@@ -63,6 +63,10 @@ class Command(MigrateCommand):
             )
         except SafeMigrateError as exc:
             raise command_error(exc) from exc
+        if result.backup is not None:
+            from safemigrate.tasks import queue_offsite_copy
+
+            queue_offsite_copy(alias=database, name=result.backup.manifest.name)
         if result.backup is not None and options["verbosity"] >= 1:
             self.stdout.write(
                 self.style.SUCCESS(
