@@ -214,3 +214,17 @@ def test_check__unknown_storage_alias_is_e007(settings):
 
 def test_check__known_storage_alias_is_fine(remote):
     assert not [m for m in check_settings() if m.id == "safemigrate.E007"]
+
+
+def test_migrate__queues_the_copy_of_the_pre_migration_backup(remote, backup_dir):
+    call_command("migrate", "migrapp", "0001", stdout=StringIO(), verbosity=0)
+    Task.objects.all().delete()
+    try:
+        call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
+        task = Task.objects.get(func="safemigrate.tasks.copy_offsite")
+        assert task.success is True
+        name = task.args[0]
+        assert name.startswith("backup-pre_migrate-")
+        assert sha256(remote / name) == sha256(backup_dir / name)
+    finally:
+        call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
