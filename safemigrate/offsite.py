@@ -247,7 +247,8 @@ def copy_offsite(
 
 def _put_manifest(storage: Storage, alias: str, manifest: Manifest, *, check_sha: bool) -> None:
     """The manifest goes last (its presence means the copy is complete); it replaces only its own."""
-    assert manifest.path is not None  # noqa: S101 - written by update_manifest just before
+    if manifest.path is None:
+        raise ValueError(f"manifest {manifest.name} was not written to a folder")
     name = manifest.path.name
     same_backup = False
     if storage.exists(name):
@@ -286,7 +287,10 @@ def list_offsite(*, storage_alias: str | None = None, alias: str | None = None) 
     with _storage_errors(
         BackupError, f"listing storage {storage_name!r}", "check the storage settings and access"
     ):
-        _, files = storage.listdir("")
+        try:
+            _, files = storage.listdir("")
+        except FileNotFoundError:  # a folder target that nothing was copied to yet
+            files = []
         present = set(files)
         for each in files:
             if not (each.startswith("backup-") and each.endswith(MANIFEST_SUFFIX)):

@@ -228,3 +228,9 @@ def test_migrate__queues_the_copy_of_the_pre_migration_backup(remote, backup_dir
         assert sha256(remote / name) == sha256(backup_dir / name)
     finally:
         call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
+
+
+def test_backups_offsite__empty_storage(remote):
+    out = StringIO()
+    call_command("backups", offsite=True, stdout=out)
+    assert out.getvalue() == "No backups in storage 'offsite' yet.\n"
