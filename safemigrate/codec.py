@@ -270,6 +270,7 @@ class BackupReader:
         self.name = name
         self.source = _HashingSource(fileobj)
         inner: Any = _Decryptor(self.source, key, name) if encrypted else self.source
+        self.inner, self.compression, self.started = inner, compression, False
         self.stream: Any
         if compression == "zstd":
             import zstandard
@@ -285,12 +286,37 @@ class BackupReader:
     def read(self, n: int = -1) -> bytes:
         import zstandard
 
+        self.started = True
         try:
             return self.stream.read(n)
         except (zstandard.ZstdError, OSError, EOFError) as exc:
             if isinstance(exc, SafeMigrateError):
                 raise
             raise ChecksumMismatch(f"{self.name} is damaged or truncated ({exc})") from exc
+
+    def copy_to(self, out: Any) -> int:
+        """Decode everything into ``out`` (anything with ``write``); returns the bytes written.
+
+        For zstd, one C loop over one buffer (python-zstandard's ``copy_stream``): writing a
+        large file that way is markedly faster than ``read()`` in a Python loop. A write error
+        (disk full) is raised as the OSError it is.
+        """
+        if self.compression == "zstd" and not self.started:
+            import zstandard
+
+            self.started = True
+            try:
+                _, written = zstandard.ZstdDecompressor().copy_stream(
+                    self.inner, out, read_size=CHUNK, write_size=CHUNK
+                )
+            except zstandard.ZstdError as exc:
+                raise ChecksumMismatch(f"{self.name} is damaged or truncated ({exc})") from exc
+            return int(written)
+        written = 0
+        while chunk := self.read(CHUNK):
+            out.write(chunk)
+            written += len(chunk)
+        return written
 
     def drain(self) -> None:
         """Read to the end (verifying compression checksums) and discard the output."""

@@ -336,14 +336,22 @@ class Adapter(VendorAdapter):
         path = workdir / f".restore-{os.getpid()}-{time.time_ns()}.sqlite3"
         try:
             with path.open("xb") as f:
-                first = True
-                while chunk := source.read(CHUNK):
-                    if first and not chunk.startswith(SQLITE_MAGIC):
-                        raise RestoreError("the backup does not contain an SQLite database")
-                    first = False
-                    f.write(chunk)
-                if first:
-                    raise RestoreError("the backup is empty")
+                copy_to = getattr(source, "copy_to", None)  # a BackupReader: its fast path
+                if copy_to is not None:
+                    copy_to(f)
+                else:
+                    first = True
+                    while chunk := source.read(CHUNK):
+                        if first and not chunk.startswith(SQLITE_MAGIC):
+                            raise RestoreError("the backup does not contain an SQLite database")
+                        first = False
+                        f.write(chunk)
+            with path.open("rb") as f:
+                head = f.read(len(SQLITE_MAGIC))
+            if not head:
+                raise RestoreError("the backup is empty")
+            if head != SQLITE_MAGIC:
+                raise RestoreError("the backup does not contain an SQLite database")
         except BaseException:
             path.unlink(missing_ok=True)
             raise
