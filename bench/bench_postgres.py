@@ -163,9 +163,7 @@ def main() -> None:
 
     def minimal_pipeline() -> None:
         dump = subprocess.Popen(["pg_dump", *PG, "-Fc", "-Z0", DB], stdout=subprocess.PIPE)
-        subprocess.run(
-            ["zstd", "-q", "-1", "-T2", "-f", "-o", str(zst)], stdin=dump.stdout, check=True
-        )
+        subprocess.run(["zstd", "-q", "-1", "-T2", "-f", "-o", str(zst)], stdin=dump.stdout, check=True)
         if dump.wait():
             raise RuntimeError("pg_dump failed")
         fsync(zst)

@@ -41,9 +41,7 @@ def tool_version(path: str) -> str:
         )
     except (OSError, subprocess.SubprocessError):
         return ""
-    return (
-        (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
-    )
+    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
 
 
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:

@@ -36,9 +36,7 @@ from safemigrate.vendors.external import child_env, find_tool, stream_in, stream
 
 logger = logging.getLogger("safemigrate")
 
-_INSTALL = (
-    "apt-get install mariadb-client (for a MySQL server: the mysql-client package of its version)"
-)
+_INSTALL = "apt-get install mariadb-client (for a MySQL server: the mysql-client package of its version)"
 _DUMP_TOOLS = ("mariadb-dump", "mysqldump")
 _CLIENT_TOOLS = ("mariadb", "mysql")
 _LOCK_WAIT = 60  # seconds the RENAME TABLE waits for other sessions' metadata locks
@@ -167,9 +165,7 @@ class Adapter(VendorAdapter):
         s = self.connection.settings_dict
         return f"{s.get('HOST') or 'localhost'}:{s.get('PORT') or 3306}"
 
-    def _connect(
-        self, schema: str | None, *, error: type[SafeMigrateError] = SafeMigrateError
-    ) -> Any:
+    def _connect(self, schema: str | None, *, error: type[SafeMigrateError] = SafeMigrateError) -> Any:
         params = dict(self.connection.get_connection_params())
         for key in ("database", "db"):
             params.pop(key, None)
@@ -223,10 +219,7 @@ class Adapter(VendorAdapter):
         return args, child_env(env)
 
     def _hint(self) -> str:
-        return (
-            "; if the client tools do not match the server, install the matching client: "
-            + _INSTALL
-        )
+        return "; if the client tools do not match the server, install the matching client: " + _INSTALL
 
     # --- snapshot -------------------------------------------------------------------------
     def dump_command(self) -> tuple[list[str], dict[str, str]]:
@@ -245,9 +238,7 @@ class Adapter(VendorAdapter):
         ]
         return args, env
 
-    def snapshot(
-        self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None
-    ) -> SnapshotInfo:
+    def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
         args, env = self.dump_command()
         counter = DumpRowCounter()
         if progress:
@@ -430,17 +421,13 @@ class Adapter(VendorAdapter):
             cursor = conn.cursor()
             try:
                 cursor.execute("SET SESSION lock_wait_timeout = %s", [_LOCK_WAIT])
-                cursor.execute(
-                    "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [live]
-                )
+                cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [live])
                 if not cursor.fetchone():
                     self._create_schema(cursor, live, like=scratch_name)
                 new_objects = self._objects(cursor, scratch_name)
                 old_objects = self._objects(cursor, live)
                 cursor.execute("USE information_schema")  # none of ours while swapping
-                moves = [
-                    f"{_q(live)}.{_q(t)} TO {_q(aside)}.{_q(t)}" for t in self._tables(cursor, live)
-                ] + [
+                moves = [f"{_q(live)}.{_q(t)} TO {_q(aside)}.{_q(t)}" for t in self._tables(cursor, live)] + [
                     f"{_q(scratch_name)}.{_q(t)} TO {_q(live)}.{_q(t)}"
                     for t in self._tables(cursor, scratch_name)
                 ]
@@ -453,9 +440,7 @@ class Adapter(VendorAdapter):
             try:
                 self._kill_others(cursor, live)
                 # Tables with triggers cannot change schema: the triggers go first.
-                self._drop_objects(
-                    cursor, scratch_name, [o for o in new_objects if o[0] == "TRIGGER"]
-                )
+                self._drop_objects(cursor, scratch_name, [o for o in new_objects if o[0] == "TRIGGER"])
                 self._drop_objects(cursor, live, old_triggers)
                 # One statement: the server renames all of them or none.
                 if moves:
@@ -488,9 +473,7 @@ class Adapter(VendorAdapter):
             conn.close()
 
     # --- checks ---------------------------------------------------------------------------
-    def integrity_errors(
-        self, scratch: Scratch | None = None, *, level: str = "quick"
-    ) -> list[str]:
+    def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
         schema = self._schema(scratch)
         errors: list[str] = []
         try:

@@ -26,7 +26,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -47,7 +46,6 @@ _LOCK_CLASS = 0x5AFE  # first key of pg_try_advisory_lock(int, int): "safemigrat
 _MAINTENANCE_DATABASES = ("postgres", "template1")
 _DJANGO_ONLY_PARAMS = ("cursor_factory", "context", "prepare_threshold")
 _SWAP_ATTEMPTS = 10
-_REUSE_CHECKS_FOR = 60.0  # seconds after a swap during which the scratch's checks stand for live
 _TABLES = r"""
     SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
@@ -66,11 +64,9 @@ _BTREE_INDEXES = r"""
 class PostgresScratch(Scratch):
     """A scratch database on the same server."""
 
-    def __init__(self, name: str, oid: int | None = None) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.oid = oid
         self.description = f"scratch database {name}"
-        self.errors: dict[str, list[str]] = {}  # per check level
         self.counts: dict[str, int] | None = None
         self.counting: threading.Thread | None = None
         self.count_error: BaseException | None = None
@@ -97,16 +93,6 @@ class PostgresScratch(Scratch):
             error, self.count_error = self.count_error, None
             raise error
         return self.counts
-
-
-@dataclass
-class _NowLive:
-    """The checks of a scratch database that has just become the live one (same OID)."""
-
-    oid: int
-    at: float
-    errors: dict[str, list[str]]
-    counts: dict[str, int] | None
 
 
 def _as_scratch(scratch: Scratch) -> PostgresScratch:
@@ -168,9 +154,7 @@ def _amcheck_errors(conn: psycopg.Connection[Any], *, heapallindexed: bool) -> l
         ).fetchone()
         if row is None:
             return []
-        check = sql.SQL("SELECT {}(%s::oid::regclass, %s)").format(
-            sql.Identifier(row[0], "bt_index_check")
-        )
+        check = sql.SQL("SELECT {}(%s::oid::regclass, %s)").format(sql.Identifier(row[0], "bt_index_check"))
         for oid, schema, index in conn.execute(_BTREE_INDEXES).fetchall():
             try:
                 with conn.transaction():
@@ -196,7 +180,6 @@ class Adapter(VendorAdapter):
     def __init__(self, connection: Any) -> None:
         super().__init__(connection)
         self._lock_conn: psycopg.Connection[Any] | None = None
-        self._now_live: _NowLive | None = None
 
     # --- identity and connections ---------------------------------------------------------
     @property
@@ -262,9 +245,7 @@ class Adapter(VendorAdapter):
         path = find_tool([name], error=error, install=install)
         found = re.search(r"(\d+)(?:\.(\d+))?", tool_version(path))
         if found:
-            major = (
-                int(found[1]) if int(found[1]) >= 10 else int(found[1]) * 10 + int(found[2] or 0)
-            )
+            major = int(found[1]) if int(found[1]) >= 10 else int(found[1]) * 10 + int(found[2] or 0)
             if major < server_major:
                 raise error(
                     f"{name} {found[0]} is older than the PostgreSQL {server_major} server and "
@@ -314,9 +295,7 @@ class Adapter(VendorAdapter):
             args.append(f"--snapshot={snapshot}")
         return args, self._tool_env(self.live_name)
 
-    def snapshot(
-        self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None
-    ) -> SnapshotInfo:
+    def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
         conn = self._connect(self.live_name, error=BackupError)
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -390,9 +369,7 @@ class Adapter(VendorAdapter):
             ) from exc
         return name
 
-    def restore_command(
-        self, scratch_name: str, *, server_major: int
-    ) -> tuple[list[str], dict[str, str]]:
+    def restore_command(self, scratch_name: str, *, server_major: int) -> tuple[list[str], dict[str, str]]:
         """The pg_restore argument list and environment (the password only in the environment)."""
         args = [
             self._tool("pg_restore", server_major, RestoreError),
@@ -408,11 +385,7 @@ class Adapter(VendorAdapter):
         with contextlib.closing(self._maintenance(error=RestoreError)) as admin:
             major = _server_major(admin)
             self._tool("pg_restore", major, RestoreError)  # a missing tool fails before any work
-            name = self._create_scratch(admin)
-            row = admin.execute(
-                "SELECT oid FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            scratch = PostgresScratch(name, int(row[0]) if row else None)
+            scratch = PostgresScratch(self._create_scratch(admin))
         logger.info("created %s", scratch.description)
         try:
             args, env = self.restore_command(scratch.name, server_major=major)
@@ -455,9 +428,7 @@ class Adapter(VendorAdapter):
 
     def _drop_database(self, admin: psycopg.Connection[Any], name: str) -> None:
         if _server_major(admin) >= 13:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             return
         self._terminate(admin, name, why=f"to drop {name}")
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
@@ -473,8 +444,7 @@ class Adapter(VendorAdapter):
         ).fetchall()
         if rows:
             who = ", ".join(
-                f"pid {pid} ({app or 'no application name'}, user {user}, "
-                f"from {addr or 'a local socket'})"
+                f"pid {pid} ({app or 'no application name'}, user {user}, from {addr or 'a local socket'})"
                 for pid, user, app, addr, _ in rows
             )
             logger.warning("terminating %d connection(s) to %s %s: %s", len(rows), name, why, who)
@@ -493,9 +463,7 @@ class Adapter(VendorAdapter):
         statements: list[sql.Composable] = []
         if connlimit != -1:
             statements.append(
-                sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
-                    target, sql.Literal(connlimit)
-                )
+                sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(target, sql.Literal(connlimit))
             )
         if has_acl:
             statements.append(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(target))
@@ -556,23 +524,13 @@ class Adapter(VendorAdapter):
                 raise RestoreError(
                     f"cannot replace {live}: {exc}; the live database was not changed"
                 ) from exc
-            with contextlib.suppress(Exception):
-                scratch.wait_counts()
-            if scratch.oid is not None:
-                # The live database IS the scratch just checked (renamed, same OID and files):
-                # the post-restore check may take those results instead of repeating them.
-                self._now_live = _NowLive(
-                    scratch.oid, time.monotonic(), dict(scratch.errors), scratch.counts
-                )
             if progress:
                 progress(f"restored copy renamed to {live}; dropping the previous database")
             if exists:
                 try:
                     self._drop_database(admin, old)
                 except psycopg.Error as exc:
-                    logger.warning(
-                        "the previous database was kept as %s (%s); drop it by hand", old, exc
-                    )
+                    logger.warning("the previous database was kept as %s (%s); drop it by hand", old, exc)
 
     def _rename_in(self, admin: psycopg.Connection[Any], scratch: str, live: str, old: str) -> bool:
         """live -> old and scratch -> live in one transaction; True if there was a live database."""
@@ -608,45 +566,23 @@ class Adapter(VendorAdapter):
         return bool(exists)
 
     # --- checks ---------------------------------------------------------------------------
-    def _just_swapped_in(self, conn: psycopg.Connection[Any]) -> _NowLive | None:
-        """The checks of the scratch database that became this live one moments ago, if so."""
-        known = self._now_live
-        if known is None or time.monotonic() - known.at > _REUSE_CHECKS_FOR:
-            self._now_live = None
-            return None
-        row = conn.execute(
-            "SELECT oid FROM pg_database WHERE datname = current_database()"
-        ).fetchone()
-        return known if row and int(row[0]) == known.oid else None
-
-    def integrity_errors(
-        self, scratch: Scratch | None = None, *, level: str = "quick"
-    ) -> list[str]:
+    def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
         target = None if scratch is None else _as_scratch(scratch)
         if target is not None:
             target.start_counting(lambda: self._count(target))
         try:
             with self._open(scratch) as conn:
-                known = self._just_swapped_in(conn) if target is None else None
-                if known is not None and level in known.errors:
-                    return known.errors.pop(level)
                 errors: list[str] = []
                 for schema, table in _tables(conn):
                     # quick: every table answers; full: every heap page is read.
-                    probe = (
-                        "SELECT count(*) FROM {}" if level == "full" else "SELECT 1 FROM {} LIMIT 1"
-                    )
+                    probe = "SELECT count(*) FROM {}" if level == "full" else "SELECT 1 FROM {} LIMIT 1"
                     try:
                         conn.execute(sql.SQL(probe).format(sql.Identifier(schema, table)))
                     except psycopg.Error as exc:
-                        errors.append(
-                            f"table {_table_label(schema, table)} unreadable: {exc}".strip()
-                        )
+                        errors.append(f"table {_table_label(schema, table)} unreadable: {exc}".strip())
                 errors += _amcheck_errors(conn, heapallindexed=level == "full")
         except Exception as exc:  # noqa: BLE001 - failing to open is a finding, not a crash
             return [f"database unreadable: {exc}"]
-        if target is not None:
-            target.errors[level] = errors
         return errors
 
     def _count(self, scratch: PostgresScratch | None) -> dict[str, int]:
@@ -654,17 +590,12 @@ class Adapter(VendorAdapter):
             return _count_rows(conn)
 
     def row_counts(self, scratch: Scratch | None = None) -> dict[str, int]:
-        if scratch is not None:
-            counted = _as_scratch(scratch).wait_counts()
-            if counted is not None:
-                return dict(counted)
-            return self._count(_as_scratch(scratch))
-        with self._open(None) as conn:
-            known = self._just_swapped_in(conn)
-            if known is not None and known.counts is not None:
-                counts, known.counts = known.counts, None
-                return counts
-            return _count_rows(conn)
+        if scratch is None:
+            return self._count(None)
+        target = _as_scratch(scratch)  # a scratch never changes: count it once
+        if target.wait_counts() is None:
+            target.counts = self._count(target)
+        return dict(target.counts or {})
 
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
         with self._open(scratch) as conn:
@@ -726,7 +657,4 @@ class Adapter(VendorAdapter):
             return None
         app, pid, addr, since = row
         when = f", since {since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if since else ""
-        return (
-            f"{app or 'an unnamed session'}: server backend {pid} "
-            f"from {addr or 'a local socket'}{when}"
-        )
+        return f"{app or 'an unnamed session'}: server backend {pid} from {addr or 'a local socket'}{when}"

@@ -51,9 +51,7 @@ class Server:
         import MySQLdb
 
         kwargs = {"database": name} if name else {}
-        conn = MySQLdb.connect(
-            host=HOST, port=self.port, user=self.user, connect_timeout=3, **kwargs
-        )
+        conn = MySQLdb.connect(host=HOST, port=self.port, user=self.user, connect_timeout=3, **kwargs)
         conn.autocommit(autocommit)
         return conn
 
@@ -132,9 +130,7 @@ def require(engine: str) -> Server:
     try:
         server.query("SELECT 1")
     except ImportError as exc:
-        skip_or_fail(
-            f"the {server.label} driver is not installed ({exc}); pip install -e '.[mysql]'"
-        )
+        skip_or_fail(f"the {server.label} driver is not installed ({exc}); pip install -e '.[mysql]'")
     except Exception as exc:  # noqa: BLE001 - any failure to connect means "absent"
         skip_or_fail(f"{server.label} is not running on {HOST}:{server.port} ({exc})")
     return server

@@ -53,9 +53,7 @@ def mysql_user():
 
 
 @pytest.mark.parametrize("scratch_db", ["postgresql", "mysql"], indirect=True)
-def test_client_tools__password_only_in_the_environment(
-    scratch_db, spawned, caplog, tmp_path, request
-):
+def test_client_tools__password_only_in_the_environment(scratch_db, spawned, caplog, tmp_path, request):
     """No argv of pg_dump/pg_restore/mariadb-dump/mariadb holds the password, nor does any log."""
     server, name = scratch_db
     user = request.getfixturevalue("mysql_user") if server.engine == "mysql" else ""
@@ -69,9 +67,7 @@ def test_client_tools__password_only_in_the_environment(
     scratch = adapter.restore_to_scratch(BytesIO(dump.getvalue()), workdir=tmp_path)
     adapter.drop_scratch(scratch)
     tools = {argv[0].rsplit("/", 1)[-1] for argv, _ in spawned if "--version" not in argv}
-    expected = (
-        {"pg_dump", "pg_restore"} if server.engine == "postgresql" else {"mariadb-dump", "mariadb"}
-    )
+    expected = {"pg_dump", "pg_restore"} if server.engine == "postgresql" else {"mariadb-dump", "mariadb"}
     assert tools == expected
     variable = "PGPASSWORD" if server.engine == "postgresql" else "MYSQL_PWD"
     for argv, env in spawned:
@@ -81,9 +77,7 @@ def test_client_tools__password_only_in_the_environment(
     assert SECRET not in adapter.database_name()
 
 
-def test_postgresql_tools__missing_or_older_than_the_server_say_what_to_install(
-    monkeypatch, tmp_path
-):
+def test_postgresql_tools__missing_or_older_than_the_server_say_what_to_install(monkeypatch, tmp_path):
     adapter = adapter_for(require("postgresql"), "anything")
     with pytest.raises(
         BackupError,
@@ -92,18 +86,14 @@ def test_postgresql_tools__missing_or_older_than_the_server_say_what_to_install(
     ):
         adapter.dump_command(server_major=99)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(
-        RestoreError, match=r"^pg_restore not found: apt-get install postgresql-client-99 "
-    ):
+    with pytest.raises(RestoreError, match=r"^pg_restore not found: apt-get install postgresql-client-99 "):
         adapter.restore_command("scratch", server_major=99)
 
 
 def test_mysql_tools__missing_say_what_to_install(monkeypatch, tmp_path):
     adapter = adapter_for(require("mysql"), "anything")
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(
-        BackupError, match=r"^mariadb-dump not found: apt-get install mariadb-client "
-    ):
+    with pytest.raises(BackupError, match=r"^mariadb-dump not found: apt-get install mariadb-client "):
         adapter.dump_command()
     with pytest.raises(RestoreError, match=r"^mariadb not found: apt-get install mariadb-client "):
         adapter.restore_command("scratch")
@@ -173,13 +163,8 @@ def test_postgresql_integrity__amcheck_finds_a_damaged_index_and_leaves_nothing_
     assert adapter.integrity_errors(level="quick") == []
     errors = adapter.integrity_errors(level="full")
     assert len(errors) == 1
-    assert errors[0].startswith(
-        'index t_f is damaged: heap tuple (0,1) from table "t" lacks matching'
-    )
-    assert (
-        server.query("SELECT extname FROM pg_extension WHERE extname = 'amcheck'", database=name)
-        == []
-    )
+    assert errors[0].startswith('index t_f is damaged: heap tuple (0,1) from table "t" lacks matching')
+    assert server.query("SELECT extname FROM pg_extension WHERE extname = 'amcheck'", database=name) == []
 
 
 @pytest.mark.parametrize("scratch_db", ["mysql"], indirect=True)

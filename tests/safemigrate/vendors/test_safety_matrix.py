@@ -62,9 +62,9 @@ def test_restore__brings_data_back_and_ends_other_connections(db):
         result = db.run("restore", name, "--noinput")
         assert result.returncode == 0, result.stderr
         assert f"Restored {name}" in result.stdout
-        assert re.search(
-            rf"{TERMINATED[db.server.engine]} 1 connection\(s\) to {db.name} ", result.stderr
-        ), result.stderr
+        assert re.search(rf"{TERMINATED[db.server.engine]} 1 connection\(s\) to {db.name} ", result.stderr), (
+            result.stderr
+        )
         with pytest.raises(Exception, match=r"(?i)terminat|gone away|lost connection|closed"):
             other.cursor().execute("SELECT 1")
     finally:
@@ -95,9 +95,7 @@ def test_safemigrate__failing_migration_rolls_back_to_identical_content(db):
     assert "Traceback" not in result.stderr
     assert db.content() == before
     assert "note" not in db.server.columns(db.name, "migrapp_item")
-    status = db.server.query(
-        "SELECT status FROM safemigrate_migrationrun ORDER BY id DESC", database=db.name
-    )
+    status = db.server.query("SELECT status FROM safemigrate_migrationrun ORDER BY id DESC", database=db.name)
     assert status[0][0] == "rolled_back"
     assert db.leftovers() == []
     # And without the failure it applies, which leaves migrapp at its head for the next tests.
@@ -135,9 +133,7 @@ def test_restore__bit_flipped_backup_refused_database_unchanged(db):
     before = db.content()
     result = db.run("restore", path.name, "--noinput")
     assert result.returncode == 1
-    assert re.search(rf"CommandError: .*{re.escape(path.name)} is damaged", result.stderr), (
-        result.stderr
-    )
+    assert re.search(rf"CommandError: .*{re.escape(path.name)} is damaged", result.stderr), result.stderr
     assert db.content() == before
     assert db.leftovers() == []
 
@@ -173,24 +169,18 @@ def test_restore__dump_that_fails_to_load_changes_nothing(db, tmp_path):
         not_a_dump = "the backup does not contain a PostgreSQL pg_dump archive"
     else:
         bad = b"-- MariaDB dump\nCREATE TABLE t (id int);\nTHIS IS NOT SQL;\n-- Dump completed\n"
-        expected = (
-            r"loading the dump into scratch schema \S+ failed: ERROR 1064 \(42000\) at line 3"
-        )
+        expected = r"loading the dump into scratch schema \S+ failed: ERROR 1064 \(42000\) at line 3"
         not_a_dump = "the backup does not contain a MariaDB/MySQL dump"
     before = db.content()
     (tmp_path / "bad.dump").write_bytes(bad)
-    result = db.run(
-        "restore", "--file", str(tmp_path / "bad.dump"), "--noinput", "--no-safety-backup"
-    )
+    result = db.run("restore", "--file", str(tmp_path / "bad.dump"), "--noinput", "--no-safety-backup")
     assert result.returncode == 1
     assert re.search(expected, result.stderr), result.stderr
     assert "the live database was not changed" in result.stderr
     assert "--exit-on-error" not in result.stderr
     assert "--binary-mode" not in result.stderr
     (tmp_path / "text.dump").write_bytes(b"hello, I am not a database\n")
-    result = db.run(
-        "restore", "--file", str(tmp_path / "text.dump"), "--noinput", "--no-safety-backup"
-    )
+    result = db.run("restore", "--file", str(tmp_path / "text.dump"), "--noinput", "--no-safety-backup")
     assert result.returncode == 1
     assert not_a_dump in result.stderr
     assert db.content() == before
