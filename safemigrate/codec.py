@@ -361,24 +361,29 @@ class _GrowingFile:
         self.changed = threading.Condition()
 
     def read(self, n: int = -1) -> bytes:
+        """``n`` bytes, fewer only at the end of the finished file (like a file's ``read``)."""
         if n < 0:
             parts = []
             while part := self.read(CHUNK):
                 parts.append(part)
             return b"".join(parts)
-        while True:
+        parts, wanted = [], n
+        while wanted > 0:
             if self.aborted:
                 raise _VerifyAborted
             final = self.final  # read before pread: once set, a pread sees every byte written
-            data = os.pread(self.fd, n, self.pos)
+            data = os.pread(self.fd, wanted, self.pos)
             if data:
                 self.pos += len(data)
-                return data
+                wanted -= len(data)
+                parts.append(data)
+                continue
             if final is not None:
-                return b""
+                break
             with self.changed:
                 if self.final is None and not self.aborted:
                     self.changed.wait(0.005)
+        return b"".join(parts)
 
     def readable(self) -> bool:
         return True

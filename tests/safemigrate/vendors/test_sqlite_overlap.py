@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import replace
 
 import pytest
@@ -96,3 +97,23 @@ def test_stored_file_verifier__reads_back_while_written(tmp_path, compression):
         verifier.finish(stats)  # no error: the file is what was written, and decodes in full
     assert stats.raw_size == 1_500_000
     assert stats.raw_sha256 == ""
+
+
+def test_stored_file_verifier__file_arriving_in_small_pieces(tmp_path):
+    """Reading back a file still being written: a short read is a wait, never a truncation."""
+    made = tmp_path / "made"
+    with made.open("wb") as f:
+        writer = BackupWriter(f, compression="zstd", key="k", hash_raw=False)
+        writer.write(os.urandom(100_000) * 3)
+        stats = writer.finish()
+    data = made.read_bytes()
+    pieces = [5] * 20 + [4093] * (len(data) // 4093 + 1)
+    path = tmp_path / "arriving"
+    with path.open("wb", buffering=0) as f:
+        verifier = StoredFileVerifier(path, compression="zstd", key="k", name="arriving")
+        at = 0
+        for size in pieces:
+            f.write(data[at : at + size])
+            at += size
+            time.sleep(0.0002)
+        verifier.finish(stats)
