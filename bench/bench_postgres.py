@@ -13,11 +13,13 @@ Then, in ONE run and interleaved (A B C D A B C D ...), each rep times:
 - bare ``pg_dump -Fc`` (its default compression: what people type);
 - bare ``pg_dump -Fc -Z0`` (no compression: the least work pg_dump can do into a file);
 - the minimal pipeline with the same bytes as ours: ``pg_dump -Fc -Z0 | zstd -1 -T2`` + fsync;
-- ``restore``: ``restore_backup(safety_backup=False)`` (scratch database, pg_restore, amcheck +
-  row counts, rename swap, old database dropped, post-check);
-- bare: ``dropdb; createdb; pg_restore --exit-on-error`` of the -Z0 dump (no decompression).
+- ``restore``: ``restore_backup(safety_backup=False)`` (scratch database, pg_restore, row counts
+  against the manifest, rename swap, old database dropped, every table read back);
+- bare: ``dropdb; createdb; pg_restore --exit-on-error`` of the -Z0 dump (no decompression), and
+  of the plain ``pg_dump -Fc`` dump.
 
-After each restore the table is vacuumed (untimed), so every dump in a rep reads the same state.
+Even reps run each group in reverse order, so neither side always goes first. After each restore
+the table is vacuumed (untimed), so every dump in a rep reads the same state.
 Prints the medians and the ratios; cache state: warm (the VM reclaims idle page cache quickly,
 which is why the runs are interleaved, see /work/shared/BENCHMARKS.md).
 """
@@ -174,19 +176,28 @@ def main() -> None:
         sh("createdb", *PG, DB)
         sh("pg_restore", *PG, "--exit-on-error", "-d", DB, str(z0))
 
+    def bare_restore_fc() -> None:
+        connections["default"].close()
+        sh("dropdb", *PG, "--force", DB)
+        sh("createdb", *PG, DB)
+        sh("pg_restore", *PG, "--exit-on-error", "-d", DB, str(fc))
+
     for rep in range(1, options.reps + 1):
-        steps: list[tuple[str, Callable[[], object]]] = [
+        backups: list[tuple[str, Callable[[], object]]] = [
             ("backup: safemigrate", ours_backup),
             ("backup: pg_dump -Fc", lambda: sh("pg_dump", *PG, "-Fc", "-f", str(fc), DB)),
-            (
-                "backup: pg_dump -Fc -Z0",
-                lambda: sh("pg_dump", *PG, "-Fc", "-Z0", "-f", str(z0), DB),
-            ),
+            ("backup: pg_dump -Fc -Z0", lambda: sh("pg_dump", *PG, "-Fc", "-Z0", "-f", str(z0), DB)),
             ("backup: pg_dump -Fc -Z0 | zstd -1 -T2", minimal_pipeline),
+        ]
+        restores: list[tuple[str, Callable[[], object]]] = [
             ("restore: safemigrate", ours_restore),
             ("restore: dropdb+createdb+pg_restore (-Z0 dump)", bare_restore),
+            ("restore: dropdb+createdb+pg_restore (-Fc dump)", bare_restore_fc),
         ]
-        for name, step in steps:
+        if rep % 2 == 0:  # alternate the order, so neither side always runs first
+            backups.reverse()
+            restores.reverse()
+        for name, step in backups + restores:
             elapsed = timed(step)
             times[name].append(elapsed)
             print(f"rep {rep}  {name:<48} {elapsed:7.2f} s", flush=True)
@@ -218,9 +229,14 @@ def main() -> None:
             "backup: pg_dump -Fc -Z0 | zstd -1 -T2",
         ),
         (
-            "restore vs dropdb+createdb+pg_restore",
+            "restore vs pg_restore of the -Z0 dump",
             "restore: safemigrate",
             "restore: dropdb+createdb+pg_restore (-Z0 dump)",
+        ),
+        (
+            "restore vs pg_restore of the -Fc dump",
+            "restore: safemigrate",
+            "restore: dropdb+createdb+pg_restore (-Fc dump)",
         ),
     ]
     print("\nratios safemigrate / bare (targets: backup <= 1.05x pg_dump -Fc, restore <= 1.1x)")
