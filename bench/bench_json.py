@@ -96,9 +96,7 @@ def our_export(db: Path, work: Path) -> tuple[float, int, Path]:
 
 def dumpdata(db: Path, work: Path) -> tuple[float, int, Path]:
     out = work / "dumpdata.json"
-    seconds, rss, _ = run_child(
-        "dumpdata", *DUMPDATA_ARGS, "-o", str(out), env=env_for(db, work / "unused")
-    )
+    seconds, rss, _ = run_child("dumpdata", *DUMPDATA_ARGS, "-o", str(out), env=env_for(db, work / "unused"))
     return seconds, rss, out
 
 
@@ -112,9 +110,7 @@ def our_import(dump: Path, empty: Path, work: Path) -> tuple[float, int]:
 
 def loaddata(fixture: Path, empty: Path, work: Path) -> tuple[float, int]:
     target = fresh_copy(empty, work / "target.sqlite3")
-    seconds, rss, _ = run_child(
-        "loaddata", str(fixture), "-v0", env=env_for(target, work / "unused")
-    )
+    seconds, rss, _ = run_child("loaddata", str(fixture), "-v0", env=env_for(target, work / "unused"))
     return seconds, rss
 
 

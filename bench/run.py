@@ -18,15 +18,11 @@ BENCH = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
-    names, extra = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    )
+    names, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     available = {p.stem.removeprefix("bench_"): p for p in sorted(BENCH.glob("bench_*.py"))}
     unknown = [n for n in names if n not in available]
     if unknown:
-        print(
-            f"unknown benchmark {unknown[0]!r}; choose from {', '.join(available)}", file=sys.stderr
-        )
+        print(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(available)}", file=sys.stderr)
         return 2
     failed = []
     for name in names or list(available):

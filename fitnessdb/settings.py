@@ -102,9 +102,7 @@ def _database_from_url(url: str) -> dict:
         config.setdefault("OPTIONS", {})
         config["OPTIONS"].setdefault("timeout", 20)
         config["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
-        config["OPTIONS"].setdefault(
-            "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-        )
+        config["OPTIONS"].setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
     return config
 
 

@@ -185,9 +185,7 @@ class BackupAdmin(admin.ModelAdmin):
     # --- columns -----------------------------------------------------------------------------
     @admin.display(description=_("size"), ordering="size")
     def size_display(self, obj: Backup) -> str:
-        return format_html(
-            '<span title="{} bytes">{}</span>', f"{obj.size:,}", human_size(obj.size)
-        )
+        return format_html('<span title="{} bytes">{}</span>', f"{obj.size:,}", human_size(obj.size))
 
     @admin.display(description=_("duration"))
     def duration_display(self, obj: Backup) -> str:
@@ -230,11 +228,7 @@ class BackupAdmin(admin.ModelAdmin):
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (app, names[-1], len(names))
-                for app, names in sorted(obj.migrations.items())
-                if names
-            ),
+            ((app, names[-1], len(names)) for app, names in sorted(obj.migrations.items()) if names),
         )
         return format_html(
             "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
@@ -246,9 +240,7 @@ class BackupAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("row counts"))
     def row_counts_display(self, obj: Backup) -> str:
-        rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td></tr>", sorted(obj.row_counts.items())
-        )
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", sorted(obj.row_counts.items()))
         return format_html(
             "<table><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
             _("table"),
@@ -355,10 +347,7 @@ class BackupAdmin(admin.ModelAdmin):
             self.log_addition(request, backup, [{"added": {}}])
         self.message_user(
             request,
-            _(
-                "Backed up database %(alias)r to %(name)s "
-                "(%(size)s, %(rows)s rows, verified) in %(s).1fs."
-            )
+            _("Backed up database %(alias)r to %(name)s (%(size)s, %(rows)s rows, verified) in %(s).1fs.")
             % {
                 "alias": alias,
                 "name": manifest.name,
@@ -401,8 +390,7 @@ class BackupAdmin(admin.ModelAdmin):
                 )
             if backup.database not in connections:
                 raise BackupNotFound(
-                    f"{backup.name} is a backup of database {backup.database!r}, which is not in "
-                    "DATABASES"
+                    f"{backup.name} is a backup of database {backup.database!r}, which is not in DATABASES"
                 )
         except SafeMigrateError as exc:
             self.message_user(request, str(exc), messages.ERROR)
@@ -424,9 +412,7 @@ class BackupAdmin(admin.ModelAdmin):
             "size": human_size(manifest.size),
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(
-            request, "admin/safemigrate/backup/restore_confirmation.html", context
-        )
+        return TemplateResponse(request, "admin/safemigrate/backup/restore_confirmation.html", context)
 
     def _restore(self, request: HttpRequest, backup: Backup, manifest: Manifest) -> HttpResponse:
         user_pk = request.user.pk
@@ -448,18 +434,14 @@ class BackupAdmin(admin.ModelAdmin):
             restored = Backup.objects.filter(name=manifest.name).first()
             if restored is not None:
                 with contextlib.suppress(DatabaseError):
-                    self.log_change(
-                        request, restored, f"Restored the database from {manifest.name}"
-                    )
+                    self.log_change(request, restored, f"Restored the database from {manifest.name}")
             self.message_user(request, text, messages.SUCCESS)
         else:
             # The sessions and users were restored too: this login is not in the restored database.
             logout(request)
             self.message_user(
                 request,
-                text
-                + " "
-                + _("Your session was not in the restored database: please log in again."),
+                text + " " + _("Your session was not in the restored database: please log in again."),
                 messages.WARNING,
             )
         return HttpResponseRedirect(self._url("changelist"))
@@ -476,18 +458,14 @@ class BackupAdmin(admin.ModelAdmin):
         except SafeMigrateError as exc:
             self.message_user(
                 request,
-                _("Verification of %(name)s failed: %(error)s")
-                % {"name": backup.name, "error": exc},
+                _("Verification of %(name)s failed: %(error)s") % {"name": backup.name, "error": exc},
                 messages.ERROR,
             )
             return HttpResponseRedirect(change_url)
         self.log_change(request, backup, "Verified")
         self.message_user(
             request,
-            _(
-                "%s is verified: checksum, a restore into a scratch copy and the integrity "
-                "check passed."
-            )
+            _("%s is verified: checksum, a restore into a scratch copy and the integrity check passed.")
             % backup.name,
             messages.SUCCESS,
         )
@@ -611,9 +589,7 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
     if not backups:
         return None
     outcomes: dict[str, str] = {}
-    for status, name in MigrationRun.objects.exclude(backup_name="").values_list(
-        "status", "backup_name"
-    ):
+    for status, name in MigrationRun.objects.exclude(backup_name="").values_list("status", "backup_name"):
         outcomes.setdefault(name, status)
     width, height, top, left, gap = 720, 120, 14, 4, 2
     step = (width - left) / max(len(backups), 12)
@@ -638,11 +614,7 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
                 "cy": round(height - h - 5, 1),
                 "state": state,
                 "pinned": b.pinned,
-                "run": "ok"
-                if run == "applied"
-                else "bad"
-                if run in ("rolled_back", "failed")
-                else "",
+                "run": "ok" if run == "applied" else "bad" if run in ("rolled_back", "failed") else "",
                 "label": label,
             }
         )
@@ -711,9 +683,7 @@ class MigrationRunAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("plan"))
     def plan_list(self, obj: MigrationRun) -> str:
-        return (
-            format_html_join("", "<div>{}</div>", ((str(step),) for step in obj.plan or [])) or "-"
-        )
+        return format_html_join("", "<div>{}</div>", ((str(step),) for step in obj.plan or [])) or "-"
 
     @admin.display(description=_("duration"), ordering="duration")
     def duration_display(self, obj: MigrationRun) -> str:

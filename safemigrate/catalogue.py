@@ -48,9 +48,7 @@ def _fields(manifest: Manifest) -> dict[str, object]:
         "compression": manifest.compression,
         "encrypted": bool(manifest.encryption),
         "verified": manifest.verified,
-        "verified_at": datetime.fromisoformat(manifest.verified_at)
-        if manifest.verified_at
-        else None,
+        "verified_at": datetime.fromisoformat(manifest.verified_at) if manifest.verified_at else None,
         "pinned": manifest.pinned,
         "migrations": manifest.migrations,
         "row_counts": manifest.row_counts,

@@ -88,9 +88,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 
 @checks.register(checks.Tags.database)
-def check_health(
-    app_configs: Any = None, databases: Any = None, **kwargs: Any
-) -> list[checks.CheckMessage]:
+def check_health(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W001 (no recent verified backup) and W002 (last migration run rolled back or failed).
 
     Database checks, like Django's own: they run with ``migrate`` and ``check --database``, never
@@ -106,7 +104,6 @@ def check_health(
             logger.debug("health check skipped for %s", alias, exc_info=True)
             continue
         messages.extend(
-            checks.Warning(problem.message, hint=problem.hint, id=problem.id)
-            for problem in health.problems
+            checks.Warning(problem.message, hint=problem.hint, id=problem.id) for problem in health.problems
         )
     return messages

@@ -198,9 +198,7 @@ class _Decryptor:
         if not header.startswith(ENC_MAGIC) or len(header) < len(ENC_MAGIC) + 24:
             raise RestoreError(f"{name} is not a safemigrate encrypted backup")
         if not passphrase:
-            raise WrongKey(
-                f"{name} is encrypted; set SAFEMIGRATE_ENCRYPTION_KEY to the key it was made with"
-            )
+            raise WrongKey(f"{name} is encrypted; set SAFEMIGRATE_ENCRYPTION_KEY to the key it was made with")
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         salt, self.prefix = header[len(ENC_MAGIC) : -8], header[-8:]
@@ -410,9 +408,7 @@ class StoredFileVerifier:
     backup "verified", overlapped with compression instead of after it.
     """
 
-    def __init__(
-        self, path: os.PathLike[str] | str, *, compression: str, key: str | None, name: str
-    ) -> None:
+    def __init__(self, path: os.PathLike[str] | str, *, compression: str, key: str | None, name: str) -> None:
         self.source = _GrowingFile(path)
         self.compression, self.key, self.name = compression, key, name
         self.error: BaseException | None = None

@@ -158,8 +158,7 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
             Problem(
                 id="safemigrate.W001",
                 message=(
-                    f"database {alias!r} holds data but has no verified backup in "
-                    f"{backup_dir_for(alias)}"
+                    f"database {alias!r} holds data but has no verified backup in {backup_dir_for(alias)}"
                 ),
                 hint=(
                     'Make one with `manage.py backup` or the admin\'s "Back up now", or '

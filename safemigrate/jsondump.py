@@ -95,9 +95,7 @@ _INTEGERS = frozenset({
     "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
     "PositiveSmallIntegerField",
 })  # fmt: skip
-_TEXTS = frozenset(
-    {"CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField"}
-)
+_TEXTS = frozenset({"CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField"})
 # Internal types whose Python values orjson (or _orjson_default) writes as Django's serializer does.
 _NATIVE = _INTEGERS | _TEXTS | {
     "BooleanField", "NullBooleanField", "FloatField", "DecimalField", "DateField",
@@ -317,9 +315,7 @@ class _ModelWriter:
         self.pk_convert = self._column(pk)[2]
         self.natural: list[tuple[int, _NaturalKeys]] = []
         # (position in the row, field name, types passed through as they are, memo, converter)
-        self.columns: list[
-            tuple[int, str, frozenset[type], dict[Any, Any] | None, Callable[[Any], Any]]
-        ] = []
+        self.columns: list[tuple[int, str, frozenset[type], dict[Any, Any] | None, Callable[[Any], Any]]] = []
         for i, f in enumerate(self.fields, start=1):
             related = f.remote_field.model if f.remote_field is not None else None
             if related is not None and _has_natural_key(related):
@@ -370,17 +366,13 @@ class _ModelWriter:
             return frozenset(), {}, convert
         return frozenset(), None, convert
 
-    def _m2m_reader(
-        self, f: models.ManyToManyField[Any, Any]
-    ) -> Callable[[list[Any]], dict[Any, list[Any]]]:
+    def _m2m_reader(self, f: models.ManyToManyField[Any, Any]) -> Callable[[list[Any]], dict[Any, list[Any]]]:
         through = f.remote_field.through
         source = through._meta.get_field(f.m2m_field_name()).attname
         target = through._meta.get_field(f.m2m_reverse_field_name()).attname
         related = f.remote_field.model
         keys = (
-            _NaturalKeys(related, self.alias, related._meta.pk.attname)
-            if _has_natural_key(related)
-            else None
+            _NaturalKeys(related, self.alias, related._meta.pk.attname) if _has_natural_key(related) else None
         )
 
         def read(pks: list[Any]) -> dict[Any, list[Any]]:
@@ -406,11 +398,7 @@ class _ModelWriter:
     def chunks(self) -> Iterator[list[bytes]]:
         """The model's rows in primary-key order, CHUNK_SIZE lines at a time."""
         attnames = [self.pk.attname, *(f.attname for f in self.fields)]
-        qs = (
-            self.model._base_manager.using(self.alias)
-            .order_by(self.pk.attname)
-            .values_list(*attnames)
-        )
+        qs = self.model._base_manager.using(self.alias).order_by(self.pk.attname).values_list(*attnames)
         sql, params = qs.query.get_compiler(using=self.alias).as_sql()
         with self.connection.chunked_cursor() as cursor:
             cursor.execute(sql, params)
@@ -458,9 +446,7 @@ def _natural_primary_lines(model: type[models.Model], alias: str) -> list[bytes]
     """The few rows of a NATURAL_PRIMARY model through Django's serializer, in natural-key order."""
     objs = list(model._base_manager.using(alias).select_related())
     objs.sort(key=lambda obj: obj.natural_key())
-    data = serializers.serialize(
-        "python", objs, use_natural_foreign_keys=True, use_natural_primary_keys=True
-    )
+    data = serializers.serialize("python", objs, use_natural_foreign_keys=True, use_natural_primary_keys=True)
     for item in data:
         for name, value in item["fields"].items():
             if isinstance(value, list):
@@ -550,14 +536,10 @@ def dump_manifest_path(path: Path) -> Path:
     return path.with_name(path.name + DUMP_MANIFEST_SUFFIX)
 
 
-def _verify_dump(
-    path: Path, *, compression: str, key: str | None, sha256: str, raw_sha256: str
-) -> None:
+def _verify_dump(path: Path, *, compression: str, key: str | None, sha256: str, raw_sha256: str) -> None:
     """Read the stored file back: the file's and the decoded content's sha256 must match."""
     with path.open("rb") as f:
-        reader = BackupReader(
-            f, compression=compression, encrypted=bool(key), key=key, name=path.name
-        )
+        reader = BackupReader(f, compression=compression, encrypted=bool(key), key=key, name=path.name)
         raw = hashlib.sha256()
         while chunk := reader.read(CHUNK):
             raw.update(chunk)
@@ -597,9 +579,7 @@ def _create_json_dump(
         stem = backup.file.rsplit(f"-{backup.database}.", 1)[0]
         name = f"{stem}-{alias}.{suffix}"
     else:
-        name = backup_name(
-            reason=reason, alias=alias, extension=suffix, directory=directory, when=now
-        )
+        name = backup_name(reason=reason, alias=alias, extension=suffix, directory=directory, when=now)
     final = directory / name
     partial = directory / f".{name}.partial"
     sidecar = dump_manifest_path(final)
@@ -652,15 +632,11 @@ def _create_json_dump(
         updated = update_manifest(backup, json_dump=result.as_json())
         catalogue.record(updated)
         result = dataclasses.replace(result, backup=updated)
-    logger.info(
-        "JSON dump %s: %s rows, %s bytes, %.2fs", name, result.rows, result.size, result.duration
-    )
+    logger.info("JSON dump %s: %s rows, %s bytes, %.2fs", name, result.rows, result.size, result.duration)
     return result
 
 
-def _sidecar_bytes(
-    result: JsonDumpResult, database_name: str, backup: Manifest | None, reason: str
-) -> bytes:
+def _sidecar_bytes(result: JsonDumpResult, database_name: str, backup: Manifest | None, reason: str) -> bytes:
     data = {
         **result.as_json(),
         "format": FORMAT,
@@ -819,9 +795,7 @@ class _ModelLoader:
         opts = model._meta
         pk = opts.pk
         if pk is None or isinstance(pk, models.CompositePrimaryKey):
-            raise RestoreError(
-                f"cannot load {self.label}: composite primary keys are not supported"
-            )
+            raise RestoreError(f"cannot load {self.label}: composite primary keys are not supported")
         self.fields = _serialized_fields(model)
         self.known = {f.name for f in self.fields} | {f.name for f in _auto_m2m(model)}
         self.pk_column = self._column(pk)
@@ -850,9 +824,7 @@ class _ModelLoader:
         """(types passed as they are, memo or None, converter) for one column."""
         if f.remote_field is not None and natural_of is None:
             related = f.remote_field.model
-            return self._column(
-                f.target_field, natural_of=related if _has_natural_key(related) else None
-            )
+            return self._column(f.target_field, natural_of=related if _has_natural_key(related) else None)
         connection, ops = self.connection, self.connection.ops
 
         def prep(value: Any) -> Any:
@@ -951,8 +923,7 @@ class _NaturalResolver:
                 self.cache[cache_key] = manager.get_by_natural_key(*key).pk
             except ObjectDoesNotExist as exc:
                 raise _RowError(
-                    f"it refers to {_label(model)} {key!r}, which is neither in the dump "
-                    "nor in the database"
+                    f"it refers to {_label(model)} {key!r}, which is neither in the dump nor in the database"
                 ) from exc
         return self.cache[cache_key]
 
@@ -998,9 +969,7 @@ def _insert(cursor: Any, batch: _Batch, alias: str, name: str) -> None:
         ) from exc
 
 
-def _execute(
-    cursor: Any, sql: str, rows: list[list[Any]], m2m: list[list[tuple[str, list[Any]]]]
-) -> None:
+def _execute(cursor: Any, sql: str, rows: list[list[Any]], m2m: list[list[tuple[str, list[Any]]]]) -> None:
     cursor.executemany(sql, rows)
     pending: dict[str, list[Any]] = {}
     for per_row in m2m:
@@ -1015,9 +984,7 @@ def _one_line(problem: BaseException | str) -> str:
     return " ".join(str(problem).split())
 
 
-def _row_error(
-    label: str, pk: Any, line: int, name: str, problem: BaseException | str
-) -> RestoreError:
+def _row_error(label: str, pk: Any, line: int, name: str, problem: BaseException | str) -> RestoreError:
     what = f"{label} pk={pk!r}" if pk is not None else label
     return RestoreError(
         f"cannot load {what} (line {line} of {name}): {_one_line(problem)}; the database was "
@@ -1072,14 +1039,10 @@ def load_json_dump(
                     f"restore --json stopped: the safety backup of the current database failed "
                     f"({exc}); nothing was changed"
                 ) from exc
-        counts = _load(
-            info, alias=alias, model_list=model_list, clear=bool(present), progress=progress
-        )
+        counts = _load(info, alias=alias, model_list=model_list, clear=bool(present), progress=progress)
     _clear_caches()
     duration = time.monotonic() - started
-    logger.info(
-        "loaded %s into %s: %s rows in %.2fs", path.name, alias, sum(counts.values()), duration
-    )
+    logger.info("loaded %s into %s: %s rows in %.2fs", path.name, alias, sum(counts.values()), duration)
     return JsonLoadResult(
         path=path,
         database=alias,

@@ -114,6 +114,4 @@ def pending_plan(
         )
         for migration, backwards in plan
     )
-    return MigrationPlan(
-        steps=steps, has_applied_migrations=bool(executor.loader.applied_migrations)
-    )
+    return MigrationPlan(steps=steps, has_applied_migrations=bool(executor.loader.applied_migrations))

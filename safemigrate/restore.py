@@ -131,9 +131,7 @@ def _stage(
     """
     path = manifest.file_path
     if not path.is_file():
-        raise RestoreError(
-            f"backup file {path} is missing; restore another backup (restore --list)"
-        )
+        raise RestoreError(f"backup file {path} is missing; restore another backup (restore --list)")
     if manifest.vendor != adapter.vendor:
         raise RestoreError(
             f"{manifest.name} is a {manifest.vendor} backup and database {adapter.alias!r} is "
@@ -187,8 +185,7 @@ def check_scratch(
     if not errors and manifest.row_counts:
         counts = adapter.row_counts(scratch)
         differ = sorted(
-            t for t in set(counts) | set(manifest.row_counts)
-            if counts.get(t) != manifest.row_counts.get(t)
+            t for t in set(counts) | set(manifest.row_counts) if counts.get(t) != manifest.row_counts.get(t)
         )
         if differ:
             errors = [f"row counts differ from its manifest in {', '.join(differ[:5])}"]

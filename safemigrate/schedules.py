@@ -81,8 +81,7 @@ def sync_schedules(*, alias: str = "default") -> dict[str, str]:
     using = schedule_database()
     if not schedules_table_ready(using=using):
         raise SafeMigrateError(
-            f"django-q2's tables do not exist in database {using!r} yet; "
-            "run manage.py migrate first"
+            f"django-q2's tables do not exist in database {using!r} yet; run manage.py migrate first"
         )
     with transaction.atomic(using=using):
         return {spec.name: _sync_one(spec, alias=alias, using=using) for spec in specs}

@@ -184,9 +184,7 @@ def safe_migrate(
                 reason = f"interrupted ({str(exc) or 'Ctrl-C'})"
             else:
                 reason = str(exc) or type(exc).__name__
-            logger.error(
-                "migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name
-            )
+            logger.error("migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name)
             if progress:
                 progress(f"Migration {failed} failed: restoring {backup.manifest.name}")
             _rollback(

@@ -67,9 +67,7 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
             reason = f"scheduled backup of {alias!r} skipped: {exc}"
             logger.warning("%s", reason)
             return {"alias": alias, "skipped": reason}
-    transaction.on_commit(
-        lambda: async_task("safemigrate.tasks.rotate_backups", alias, group=GROUP)
-    )
+    transaction.on_commit(lambda: async_task("safemigrate.tasks.rotate_backups", alias, group=GROUP))
     manifest = result.manifest
     queue_offsite_copy(alias=alias, name=manifest.name)
     return {

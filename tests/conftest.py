@@ -31,8 +31,6 @@ def staff_client(client, django_user_model):
     from django.contrib.auth.models import Permission
 
     user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_backup", "view_migrationrun"])
-    )
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_backup", "view_migrationrun"]))
     client.force_login(user)
     return client

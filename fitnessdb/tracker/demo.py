@@ -320,18 +320,14 @@ def _sync_demo_body_metrics(
     end: dt.date,
 ) -> tuple[int, int, int]:
     metrics = BodyMetric.objects.using(using)
-    deleted, _ = (
-        metrics.filter(notes__startswith=DEMO_TAG).exclude(date__range=(start, end)).delete()
-    )
+    deleted, _ = metrics.filter(notes__startswith=DEMO_TAG).exclude(date__range=(start, end)).delete()
     existing = {metric.date: metric for metric in metrics.filter(date__range=(start, end))}
     to_create: list[BodyMetric] = []
     updated = 0
     for date, (weight, body_fat, notes) in plan.items():
         metric = existing.pop(date, None)
         if metric is None:
-            to_create.append(
-                BodyMetric(date=date, weight_kg=weight, body_fat_percent=body_fat, notes=notes)
-            )
+            to_create.append(BodyMetric(date=date, weight_kg=weight, body_fat_percent=body_fat, notes=notes))
         elif metric.notes.startswith(DEMO_TAG) and (
             (metric.weight_kg, metric.body_fat_percent, metric.notes) != (weight, body_fat, notes)
         ):
@@ -430,9 +426,7 @@ def generate_bulk_workouts(
     for first in range(existing, workouts, per_batch):
         indexes = range(first, min(first + per_batch, workouts))
         with transaction.atomic(using=using):
-            created_sets += _insert_bulk_batch(
-                using, indexes, sets_per_workout, seed, anchor, templates
-            )
+            created_sets += _insert_bulk_batch(using, indexes, sets_per_workout, seed, anchor, templates)
         if progress is not None:
             progress(indexes.stop - existing, total)
     return BulkResult(

@@ -154,8 +154,7 @@ PROGRAMS: tuple[DemoProgram, ...] = (
     ),
     DemoProgram(
         "Full Body Beginner",
-        "Two or three sessions a week with little equipment: a kettlebell, a pair of "
-        "dumbbells and a band.",
+        "Two or three sessions a week with little equipment: a kettlebell, a pair of dumbbells and a band.",
         (
             (
                 "Full body",

@@ -37,9 +37,7 @@ class SafeMigrateCommand(BaseCommand):
         )
 
     def add_format_argument(self, parser: Any) -> None:
-        parser.add_argument(
-            "--format", choices=("text", "json"), default="text", help="Output format."
-        )
+        parser.add_argument("--format", choices=("text", "json"), default="text", help="Output format.")
 
     verbosity = 1
 

@@ -145,9 +145,7 @@ _GATED_STEP = 16384
 """Pages per step of a gated copy (64 MiB at 4 KiB pages)."""
 
 
-def _copy_gated(
-    src: sqlite3.Connection, live: sqlite3.Connection, before_commit: Callable[[], None]
-) -> None:
+def _copy_gated(src: sqlite3.Connection, live: sqlite3.Connection, before_commit: Callable[[], None]) -> None:
     """Copy ``src`` into ``live`` with the backup API, calling ``before_commit()`` first.
 
     The copy runs in steps inside one write transaction on ``live``, which only the last step

@@ -63,8 +63,7 @@ def test_compose__stop_grace_period_leaves_time_to_roll_back(compose):
     for name in ("web", "worker"):
         period = compose["services"][name]["stop_grace_period"]
         seconds = sum(
-            int(n) * {"h": 3600, "m": 60, "s": 1}[unit]
-            for n, unit in re.findall(r"(\d+)([hms])", period)
+            int(n) * {"h": 3600, "m": 60, "s": 1}[unit] for n, unit in re.findall(r"(\d+)([hms])", period)
         )
         assert seconds >= 60, period
 

@@ -124,9 +124,7 @@ def test_entrypoint__failed_migration_exits_nonzero_and_never_runs_the_command(t
     db = tmp_path / "db.sqlite3"
     before = table_dump(db)
     marker = tmp_path / "command-ran"
-    result = run_entrypoint(
-        "python", "-c", f"open({str(marker)!r}, 'w')", env={**env, "MIGRAPP_FAIL": "1"}
-    )
+    result = run_entrypoint("python", "-c", f"open({str(marker)!r}, 'w')", env={**env, "MIGRAPP_FAIL": "1"})
     assert result.returncode == 1
     assert not marker.exists()
     assert "Traceback" not in result.stderr
@@ -286,10 +284,7 @@ def test_entrypoint__skip_migrate_waits_then_refuses_an_unmigrated_database(tmp_
     assert result.returncode == 1
     assert "served" not in result.stdout
     assert "CommandError: database 'default' (sqlite " in result.stderr
-    assert (
-        "still has 1 unapplied migration(s) after 1s (first: migrapp.0002_item_note)"
-        in result.stderr
-    )
+    assert "still has 1 unapplied migration(s) after 1s (first: migrapp.0002_item_note)" in result.stderr
     assert "entrypoint: the database is not migrated (see above); not starting" in result.stderr
     assert migration_rows(tmp_path / "db.sqlite3") == ["0001_initial"]
 
@@ -388,9 +383,10 @@ def test_entrypoint__postgresql_failure_refused_then_two_copies_apply_once(tmp_p
     assert [p.returncode for p in procs] == [0, 0], outs
     assert "served a" in outs[0][0]
     assert "served b" in outs[1][0]
-    assert pg_rows(
-        pg_database, "SELECT name FROM django_migrations WHERE app = 'migrapp' ORDER BY id"
-    ) == [("0001_initial",), ("0002_item_note",)]
+    assert pg_rows(pg_database, "SELECT name FROM django_migrations WHERE app = 'migrapp' ORDER BY id") == [
+        ("0001_initial",),
+        ("0002_item_note",),
+    ]
     assert len(set(backups(tmp_path / "backups", "pre_migrate")) - before) == 1
     assert pg_rows(pg_database, "SELECT qty FROM migrapp_item ORDER BY id") == [(10,), (20,), (30,)]
 

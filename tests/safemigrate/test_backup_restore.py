@@ -35,9 +35,7 @@ def test_backup__file_manifest_and_json_shape(backup_dir):
     data = backup(reason="Before Upgrade")
     path = backup_dir / data["name"]
     assert data["name"].startswith("backup-before_upgrade-")
-    assert data["name"].endswith(
-        "-default.sqlite3.zst"
-    )
+    assert data["name"].endswith("-default.sqlite3.zst")
     assert data["path"] == str(path)
     assert data["size"] == path.stat().st_size
     assert data["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()  # sha256sum can check it
@@ -253,9 +251,7 @@ def test_backup__folder_that_cannot_be_created(tmp_path, settings):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     settings.SAFEMIGRATE_BACKUP_DIR = str(blocker / "backups")
-    with pytest.raises(
-        CommandError, match="cannot create the backup folder .*SAFEMIGRATE_BACKUP_DIR"
-    ):
+    with pytest.raises(CommandError, match="cannot create the backup folder .*SAFEMIGRATE_BACKUP_DIR"):
         backup()
 
 

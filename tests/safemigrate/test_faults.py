@@ -60,9 +60,7 @@ def test_safemigrate__failing_migration_is_rolled_back_exactly(tmp_path):
     assert schema(db) == before_schema
     assert not list(db.parent.glob("*.restoring"))
     assert not list((tmp_path / "backups").glob(".*"))
-    runs = (
-        sqlite3.connect(db).execute("SELECT status, error FROM safemigrate_migrationrun").fetchall()
-    )
+    runs = sqlite3.connect(db).execute("SELECT status, error FROM safemigrate_migrationrun").fetchall()
     assert runs[-1][0] == "rolled_back"
     assert "MIGRAPP_FAIL" in runs[-1][1]
     # And the fixed migration then applies normally.
@@ -77,9 +75,7 @@ def test_safemigrate__two_concurrent_runs_apply_once(tmp_path):
     assert second.returncode == 0, outs
     rows = (
         sqlite3.connect(tmp_path / "db.sqlite3")
-        .execute(
-            "SELECT COUNT(*) FROM django_migrations WHERE app='migrapp' AND name='0002_item_note'"
-        )
+        .execute("SELECT COUNT(*) FROM django_migrations WHERE app='migrapp' AND name='0002_item_note'")
         .fetchone()[0]
     )
     assert rows == 1
@@ -143,9 +139,7 @@ def test_safemigrate__disk_full_refuses_migration_and_leaves_no_partial_file(tmp
         preexec_fn=_limit_file_size(db.stat().st_size // 2),  # noqa: PLW1509
     )
     assert result.returncode == 1
-    assert_one_line_error(
-        result.stderr, "backup failed", "nothing was changed", "SAFEMIGRATE_BACKUP_DIR"
-    )
+    assert_one_line_error(result.stderr, "backup failed", "nothing was changed", "SAFEMIGRATE_BACKUP_DIR")
     assert list((tmp_path / "backups").iterdir()) == []
     assert table_dump(db) == before  # not migrated, not changed
 
@@ -158,17 +152,13 @@ def test_safemigrate__corrupt_database_refused_then_restored(tmp_path):
     good = table_dump(db)
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        root = conn.execute(
-            "SELECT rootpage FROM sqlite_master WHERE name='migrapp_item'"
-        ).fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='migrapp_item'").fetchone()[0]
     with db.open("r+b") as f:  # scribble over the table's root page
         f.seek((root - 1) * 4096 + 8)
         f.write(b"\xff" * 512)
     result = manage("migrate", env=env)
     assert result.returncode == 1
-    assert_one_line_error(
-        result.stderr, "pre-migration check", "failed its integrity check", "restore"
-    )
+    assert_one_line_error(result.stderr, "pre-migration check", "failed its integrity check", "restore")
     restored = manage("restore", "--latest", "--noinput", "--no-safety-backup", env=env)
     assert restored.returncode == 0, restored.stderr
     assert table_dump(db) == good
@@ -183,9 +173,9 @@ def test_restore__unreadable_file_is_replaced_and_kept_aside(tmp_path):
     listed = json.loads(manage("backups", "--format", "json", env=env).stdout)
     db.write_bytes(b"this is not a database" * 1000)
     # Listing still works from the manifests although the catalogue's database is gone.
-    assert [
-        b["name"] for b in json.loads(manage("backups", "--format", "json", env=env).stdout)
-    ] == [b["name"] for b in listed]
+    assert [b["name"] for b in json.loads(manage("backups", "--format", "json", env=env).stdout)] == [
+        b["name"] for b in listed
+    ]
     result = manage("restore", listed[0]["name"], "--noinput", "--no-safety-backup", env=env)
     assert result.returncode == 0, result.stderr
     assert table_dump(db) == good

@@ -14,25 +14,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_operation_risks__classifies_operations():
-    assert operation_risks(migrations.RemoveField("item", "note"), backwards=False) == (
-        DESTRUCTIVE,
-    )
+    assert operation_risks(migrations.RemoveField("item", "note"), backwards=False) == (DESTRUCTIVE,)
     assert operation_risks(
         migrations.AddField("item", "x", models.IntegerField(default=0)), backwards=True
     ) == (DESTRUCTIVE,)
     assert (
-        operation_risks(
-            migrations.AddField("item", "x", models.IntegerField(default=0)), backwards=False
-        )
+        operation_risks(migrations.AddField("item", "x", models.IntegerField(default=0)), backwards=False)
         == ()
     )
     assert operation_risks(migrations.RunPython(lambda a, s: None), backwards=False) == (
         DATA_CHANGING,
         IRREVERSIBLE,
     )
-    assert DESTRUCTIVE in operation_risks(
-        migrations.RunSQL("DROP TABLE x", "SELECT 1"), backwards=False
-    )
+    assert DESTRUCTIVE in operation_risks(migrations.RunSQL("DROP TABLE x", "SELECT 1"), backwards=False)
 
 
 def test_pending_plan__empty_when_up_to_date():
@@ -52,9 +46,7 @@ def test_safemigrate_plan__prints_risks_without_changing_anything(backup_dir):
 
 
 def test_safemigrate__bad_target_is_djangos_own_error():
-    with pytest.raises(
-        CommandError, match="Cannot find a migration matching 'nope' from app 'migrapp'"
-    ):
+    with pytest.raises(CommandError, match="Cannot find a migration matching 'nope' from app 'migrapp'"):
         call_command("migrate", "migrapp", "nope", stdout=StringIO())
 
 

@@ -29,9 +29,7 @@ def exercise(db) -> Exercise:
 @pytest.fixture
 def program(exercise: Exercise) -> Program:
     program = Program.objects.create(name="5x5 Strength", description="Squat every session.")
-    ProgramExercise.objects.create(
-        program=program, exercise=exercise, order=1, target_sets=5, target_reps=5
-    )
+    ProgramExercise.objects.create(program=program, exercise=exercise, order=1, target_sets=5, target_reps=5)
     return program
 
 

@@ -155,9 +155,7 @@ def test_program_changelist__counts_exercises_and_workouts(admin_client, workout
     assert (row.exercise_count, row.workout_count) == (1, 1)
     Program.objects.create(name="Empty")
     response = admin_client.get(reverse("admin:tracker_program_changelist"))
-    counts = {
-        p.name: (p.exercise_count, p.workout_count) for p in response.context["cl"].result_list
-    }
+    counts = {p.name: (p.exercise_count, p.workout_count) for p in response.context["cl"].result_list}
     assert counts["Empty"] == (0, 0)
 
 

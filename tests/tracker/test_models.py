@@ -97,9 +97,7 @@ def test_exercise__duplicate_name_differing_only_in_case_rejected(exercise):
 
 
 def test_exercise__duplicate_name_case_insensitive_fails_validation(exercise):
-    candidate = Exercise(
-        name="BACK SQUAT", muscle_group=MuscleGroup.QUADRICEPS, equipment=Equipment.BARBELL
-    )
+    candidate = Exercise(name="BACK SQUAT", muscle_group=MuscleGroup.QUADRICEPS, equipment=Equipment.BARBELL)
     with pytest.raises(ValidationError, match="An exercise with this name already exists"):
         candidate.full_clean()
 

@@ -69,9 +69,7 @@ def test_seed_demo__workouts_show_progressive_overload(db):
     seed()
     squat_weights = [
         s.weight
-        for s in WorkoutSet.objects.filter(exercise__name="Back Squat", order=1).order_by(
-            "workout__date"
-        )
+        for s in WorkoutSet.objects.filter(exercise__name="Back Squat", order=1).order_by("workout__date")
     ]
     assert len(squat_weights) >= 6
     assert squat_weights == sorted(squat_weights)
@@ -186,9 +184,7 @@ def test_seed_demo__generated_sets_respect_constraints_and_look_real(db):
     assert not generated.filter(rpe__gt=10).exists()
     assert generated.filter(rpe__isnull=True).exists()
     assert generated.filter(weight__gt=20).exists()
-    per_workout = set(
-        Workout.objects.filter(notes__startswith=BULK_TAG).values_list("program", flat=True)
-    )
+    per_workout = set(Workout.objects.filter(notes__startswith=BULK_TAG).values_list("program", flat=True))
     assert None not in per_workout
 
 

@@ -12,9 +12,7 @@ class Command(SafeMigrateCommand):
     help = "Lists backups, newest first. --rescan rebuilds the catalogue table from the folder."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument(
-            "--rescan", action="store_true", help="Rebuild the catalogue from the manifests."
-        )
+        parser.add_argument("--rescan", action="store_true", help="Rebuild the catalogue from the manifests.")
         parser.add_argument(
             "--all-databases", action="store_true", help="List backups of every database alias."
         )
@@ -55,9 +53,7 @@ class Command(SafeMigrateCommand):
         if not backups:
             self.stdout.write("No backups yet. Make one with: python manage.py backup")
             return
-        header = (
-            f"{'ID':>5}  {'CREATED (UTC)':19}  {'REASON':12}  {'SIZE':>9}  {'VERIFIED':8}  NAME"
-        )
+        header = f"{'ID':>5}  {'CREATED (UTC)':19}  {'REASON':12}  {'SIZE':>9}  {'VERIFIED':8}  NAME"
         self.stdout.write(header)
         for m in backups:
             backup_id = ids.get(m.name)
@@ -85,6 +81,5 @@ class Command(SafeMigrateCommand):
             size = human_size(b.size) if b.size is not None else "-"
             missing = "" if b.size is not None else "  (FILE MISSING)"
             self.stdout.write(
-                f"{b.created[:19].replace('T', ' '):19}  {b.reason[:12]:12}  {size:>9}  "
-                f"{b.name}{missing}"
+                f"{b.created[:19].replace('T', ' '):19}  {b.reason[:12]:12}  {size:>9}  {b.name}{missing}"
             )

@@ -103,18 +103,12 @@ class Command(SafeMigrateCommand):
         else:
             manifest = self._choose(backup, latest, file, database)
         preview = restore_preview(backup=manifest, alias=database)
-        self.stdout.write(
-            f"Restore {manifest.name} ({manifest.created}, {human_size(manifest.size)})"
-        )
+        self.stdout.write(f"Restore {manifest.name} ({manifest.created}, {human_size(manifest.size)})")
         self.stdout.write(f"  into database {database!r}")
         if preview.to_unapply:
-            self.stdout.write(
-                f"  migrations that will be un-applied: {', '.join(preview.to_unapply)}"
-            )
+            self.stdout.write(f"  migrations that will be un-applied: {', '.join(preview.to_unapply)}")
         if preview.to_reapply:
-            self.stdout.write(
-                f"  migrations that will be applied again: {', '.join(preview.to_reapply)}"
-            )
+            self.stdout.write(f"  migrations that will be applied again: {', '.join(preview.to_reapply)}")
         changed = [(t, then, now) for t, then, now in preview.row_counts if then != now]
         for table, then, now in changed[:20]:
             self.stdout.write(
@@ -132,9 +126,7 @@ class Command(SafeMigrateCommand):
             if answer.strip() != "yes":
                 raise CommandError("restore cancelled; nothing was changed")
         elif preview.warnings and not force:
-            raise CommandError(
-                f"restore refused: {preview.warnings[0]}; check the backup, then add --force"
-            )
+            raise CommandError(f"restore refused: {preview.warnings[0]}; check the backup, then add --force")
         result = restore_backup(
             backup=manifest,
             alias=database,
@@ -142,9 +134,7 @@ class Command(SafeMigrateCommand):
             progress=self.stdout.write if options["verbosity"] >= 1 else None,
         )
         if result.safety_backup:
-            self.stdout.write(
-                f"Safety backup of the previous state: {result.safety_backup.manifest.name}"
-            )
+            self.stdout.write(f"Safety backup of the previous state: {result.safety_backup.manifest.name}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Restored {manifest.name} in {result.duration:.2f}s "
@@ -171,9 +161,7 @@ class Command(SafeMigrateCommand):
             progress=self.progress,
         )
         if result.safety_backup:
-            self.stdout.write(
-                f"Safety backup of the previous state: {result.safety_backup.manifest.name}"
-            )
+            self.stdout.write(f"Safety backup of the previous state: {result.safety_backup.manifest.name}")
         width = max((len(label) for label in result.models), default=0)
         for label, rows in result.models.items():
             self.stdout.write(f"  {label:<{width}}  {rows:>12,}")
@@ -184,9 +172,7 @@ class Command(SafeMigrateCommand):
             )
         )
 
-    def _choose(
-        self, backup: str | None, latest: bool, file: str | None, database: str
-    ) -> Manifest:
+    def _choose(self, backup: str | None, latest: bool, file: str | None, database: str) -> Manifest:
         if file:
             if backup:
                 raise CommandError("give a backup id/name or --file, not both")

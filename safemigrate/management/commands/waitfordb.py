@@ -113,8 +113,7 @@ class Command(SafeMigrateCommand):
                 )
             if not announced:
                 self.progress(
-                    f"Waiting for {len(plan.steps)} migration(s) on {name} to be applied "
-                    "by another container"
+                    f"Waiting for {len(plan.steps)} migration(s) on {name} to be applied by another container"
                 )
                 announced = True
             time.sleep(max(0.0, min(interval, deadline - time.monotonic())))

@@ -75,9 +75,7 @@ def test_backup_now__post_makes_a_verified_backup(admin_client, backup_dir):
     assert row.verified
     assert row.reason == "admin"
     assert row.path == str(files[0])
-    assert any(
-        m.startswith(f"Backed up database 'default' to {row.name} (") for m in messages_of(response)
-    )
+    assert any(m.startswith(f"Backed up database 'default' to {row.name} (") for m in messages_of(response))
 
 
 def test_backup_now__failure_is_a_message_not_a_500(admin_client, tmp_path, settings):
@@ -87,9 +85,7 @@ def test_backup_now__failure_is_a_message_not_a_500(admin_client, tmp_path, sett
     response = admin_client.post(reverse("admin:safemigrate_backup_backup_now"), follow=True)
     assert response.status_code == 200
     [message] = messages_of(response)
-    assert message.startswith(
-        f"Backup failed: cannot create the backup folder {blocker / 'backups'}"
-    )
+    assert message.startswith(f"Backup failed: cannot create the backup folder {blocker / 'backups'}")
     assert not Backup.objects.exists()
 
 
@@ -114,14 +110,11 @@ def test_download__missing_file_is_a_message(admin_client, backup):
 
 
 def test_verify__marks_the_backup_verified(admin_client, backup):
-    catalogue.record(
-        update_manifest(read_manifest(backup.manifest_path), verified=False, verified_at=None)
-    )
+    catalogue.record(update_manifest(read_manifest(backup.manifest_path), verified=False, verified_at=None))
     response = admin_client.post(url("verify", backup), follow=True)
     assert response.redirect_chain == [(url("change", backup), 302)]
     assert messages_of(response) == [
-        f"{backup.name} is verified: checksum, a restore into a scratch copy and the integrity "
-        "check passed."
+        f"{backup.name} is verified: checksum, a restore into a scratch copy and the integrity check passed."
     ]
     manifest = read_manifest(backup.manifest_path)
     assert manifest.verified

@@ -40,9 +40,7 @@ def page(monkeypatch):
     # Playwright's sync API keeps an event loop in this thread; the ORM calls here are sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context()
             page = context.new_page()
@@ -53,9 +51,7 @@ def page(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_admin_restore__whole_flow_in_a_real_browser(
-    page, live_server, backup_dir, django_user_model
-):
+def test_admin_restore__whole_flow_in_a_real_browser(page, live_server, backup_dir, django_user_model):
     from fitnessdb.tracker.models import Exercise
 
     django_user_model.objects.create_superuser("admin", "admin@example.com", "correct-horse")

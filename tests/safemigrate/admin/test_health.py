@@ -25,9 +25,7 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def health_ids() -> list[str]:
-    return [
-        m.id for m in checks.run_checks(databases=["default"]) if m.id.startswith("safemigrate.W")
-    ]
+    return [m.id for m in checks.run_checks(databases=["default"]) if m.id.startswith("safemigrate.W")]
 
 
 def age_backup(backup, hours: float) -> None:
@@ -56,9 +54,7 @@ def test_w001__data_without_any_verified_backup(backup_dir):
     Item.objects.create(name="precious")
     [message] = [m for m in checks.run_checks(databases=["default"]) if m.id == "safemigrate.W001"]
     assert isinstance(message, checks.Warning)
-    assert (
-        message.msg == f"database 'default' holds data but has no verified backup in {backup_dir}"
-    )
+    assert message.msg == f"database 'default' holds data but has no verified backup in {backup_dir}"
     assert "manage.py backup" in message.hint
 
 
@@ -141,10 +137,7 @@ def test_banner__shows_the_problems_on_the_backup_list(admin_client, backup_dir)
     html = admin_client.get(reverse("admin:safemigrate_backup_changelist")).content.decode()
     banner = re.search(r'<ul class="messagelist safemigrate-health">(.*?)</ul>', html, re.S)
     assert banner is not None
-    assert (
-        "safemigrate.W001: database &#x27;default&#x27; holds data but has no verified backup"
-        in banner[1]
-    )
+    assert "safemigrate.W001: database &#x27;default&#x27; holds data but has no verified backup" in banner[1]
     assert "safemigrate.W002: the last migration run on database" in banner[1]
 
 

@@ -37,9 +37,7 @@ def test_changelist__shows_plan_status_duration_backup_and_error(admin_client, r
 
 def test_changelist__is_read_only(admin_client, rolled_back):
     assert admin_client.get(reverse("admin:safemigrate_migrationrun_add")).status_code == 403
-    change = admin_client.get(
-        reverse("admin:safemigrate_migrationrun_change", args=[rolled_back.pk])
-    )
+    change = admin_client.get(reverse("admin:safemigrate_migrationrun_change", args=[rolled_back.pk]))
     assert change.status_code == 200
     assert 'name="_save"' not in change.content.decode()
     delete = reverse("admin:safemigrate_migrationrun_delete", args=[rolled_back.pk])

@@ -30,9 +30,7 @@ def migrapp_at_0001(backup_dir):
     call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
 
 
-def test_restore_get__shows_migrations_and_row_counts_then_vs_now(
-    admin_client, migrapp_at_0001, make_backup
-):
+def test_restore_get__shows_migrations_and_row_counts_then_vs_now(admin_client, migrapp_at_0001, make_backup):
     """The page lists the migration the restore un-applies and each table's rows now vs after."""
     with connection.cursor() as cursor:  # the model has a column that 0001 lacks: plain SQL
         cursor.execute("INSERT INTO migrapp_item (name, qty) VALUES ('in the backup', 1)")
@@ -54,10 +52,7 @@ def test_restore_get__shows_migrations_and_row_counts_then_vs_now(
     assert ("migrapp_item", 1, 3) in preview.row_counts
     row = '<tr class="changed" data-table="migrapp_item"><td>migrapp_item</td><td>3</td><td>1</td>'
     assert row in html
-    assert (
-        '<tr class="changed"><td>migrapp</td><td>0001_initial</td><td>0002_item_note</td></tr>'
-        in html
-    )
+    assert '<tr class="changed"><td>migrapp</td><td>0001_initial</td><td>0002_item_note</td></tr>' in html
     assert '<input type="submit" id="safemigrate-confirm-restore"' in html
     assert 'name="csrfmiddlewaretoken"' in html
     assert Item.objects.count() == 3  # GET changed nothing
@@ -83,9 +78,7 @@ def test_restore_post__brings_the_data_back(admin_client, make_backup, backup_di
     assert message.endswith(f"The state before the restore is in the safety backup {safety.name}.")
 
 
-def test_restore_post__session_gone_lands_on_login_with_a_message(
-    client, make_backup, django_user_model
-):
+def test_restore_post__session_gone_lands_on_login_with_a_message(client, make_backup, django_user_model):
     """The backup predates this user: after the restore the login is gone, and the page says so."""
     backup = make_backup()
     user = django_user_model.objects.create_superuser("late", password="pw")
@@ -110,9 +103,7 @@ def test_restore_post__missing_file_is_a_message_and_changes_nothing(admin_clien
     response = admin_client.post(url("restore", backup), follow=True)
     assert response.redirect_chain == [(url("change", backup), 302)]
     [message] = [str(m) for m in response.context["messages"]]
-    assert message == (
-        f"backup file {backup.path} is missing; it cannot be restored. Restore another backup"
-    )
+    assert message == (f"backup file {backup.path} is missing; it cannot be restored. Restore another backup")
     assert Item.objects.filter(name="after the backup").exists()
 
 

@@ -41,15 +41,11 @@ def test_staff_without_permission__cannot_back_up_now(staff_client, backup_dir):
     assert not backup_dir.exists() or not list(backup_dir.iterdir())
 
 
-def test_staff_with_permission__can_restore_page_and_download(
-    staff_client, backup, django_user_model
-):
+def test_staff_with_permission__can_restore_page_and_download(staff_client, backup, django_user_model):
     from django.contrib.auth.models import Permission
 
     user = django_user_model.objects.get(username="staff")
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["restore_backup", "download_backup"])
-    )
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["restore_backup", "download_backup"]))
     assert staff_client.get(url("restore", backup.pk)).status_code == 200
     assert staff_client.get(url("download", backup.pk)).status_code == 200
 
@@ -87,10 +83,7 @@ def test_get__never_changes_state(admin_client, backup, backup_dir):
     assert admin_client.get(url("verify", backup.pk)).status_code == 405
     assert admin_client.get(url("pin", backup.pk), {"pinned": "1"}).status_code == 405
     assert admin_client.get(url("restore", backup.pk)).status_code == 200
-    assert (
-        admin_client.get(reverse("admin:safemigrate_backup_delete", args=[backup.pk])).status_code
-        == 200
-    )
+    assert admin_client.get(reverse("admin:safemigrate_backup_delete", args=[backup.pk])).status_code == 200
     assert sorted(backup_dir.iterdir()) == files
     assert read_manifest(backup.manifest_path) == manifest
     assert Item.objects.filter(name="after the backup").exists()

@@ -97,9 +97,7 @@ def rewrite_dump(
         writer = BackupWriter(f, compression=info["compression"])
         writer.write(data)
         stats = writer.finish()
-    info.update(
-        sha256=stats.sha256, size=stats.size, raw_sha256=stats.raw_sha256, raw_size=stats.raw_size
-    )
+    info.update(sha256=stats.sha256, size=stats.size, raw_sha256=stats.raw_sha256, raw_size=stats.raw_size)
     manifest(info)
     sidecar.write_text(json.dumps(info))
 
@@ -115,9 +113,7 @@ def edit_object(model: str, index: int, change: Callable[[dict[str, Any]], None]
                     comma = line.endswith(b",")
                     obj = json.loads(line.rstrip(b","))
                     change(obj)
-                    lines[n] = json.dumps(obj, ensure_ascii=False).encode() + (
-                        b"," if comma else b""
-                    )
+                    lines[n] = json.dumps(obj, ensure_ascii=False).encode() + (b"," if comma else b"")
                     return lines
                 seen += 1
         raise AssertionError(f"no {model} object #{index} in the dump")

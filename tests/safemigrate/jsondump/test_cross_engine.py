@@ -70,8 +70,6 @@ def test_json_dump__round_trips_sqlite_through_a_server_and_back(tmp_path, engin
     assert sets > 300
     assert decoded(second) == decoded(first)
     assert decoded(third) == decoded(first)
-    assert content(tmp_path / "target" / "db.sqlite3") == content(
-        tmp_path / "source" / "db.sqlite3"
-    )
+    assert content(tmp_path / "target" / "db.sqlite3") == content(tmp_path / "source" / "db.sqlite3")
     with sqlite3.connect(tmp_path / "target" / "db.sqlite3") as conn:
         assert conn.execute("SELECT COUNT(*) FROM tracker_workoutset").fetchone()[0] == sets

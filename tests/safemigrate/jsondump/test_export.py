@@ -85,9 +85,7 @@ def test_dumped_models__every_installed_model_but_queue_and_catalogue():
     labels = [m._meta.label_lower for m in dumped_models(alias="default")]
 
     assert not [label for label in labels if label.startswith(("django_q.", "safemigrate."))]
-    assert set(TRACKER) | {"auth.user", "auth.group", "sessions.session", "admin.logentry"} <= set(
-        labels
-    )
+    assert set(TRACKER) | {"auth.user", "auth.group", "sessions.session", "admin.logentry"} <= set(labels)
     # Parents before the rows that refer to them.
     assert labels.index("tracker.workout") < labels.index("tracker.workoutset")
     assert labels.index("tracker.exercise") < labels.index("tracker.workoutset")

@@ -58,9 +58,7 @@ def test_load_json_dump__round_trip_is_exact(dump):
     assert table_rows(ROWS) == rows
     assert log_entries() == entries
     ana = apps.get_model("auth.user").objects.get(username="ana")
-    assert [p.natural_key() for p in ana.user_permissions.all()] == [
-        ("view_exercise", "tracker", "exercise")
-    ]
+    assert [p.natural_key() for p in ana.user_permissions.all()] == [("view_exercise", "tracker", "exercise")]
     assert sorted(p.codename for p in ana.groups.get().permissions.all()) == [
         "add_workout",
         "change_workout",
@@ -212,9 +210,7 @@ def test_load_json_dump__says_which_apps_are_at_other_migrations(dump):
 
 def test_load_json_dump__check_constraint_violation_names_the_row(dump):
     result, *_ = dump
-    rewrite_dump(
-        result.path, edit_object("tracker.workoutset", 5, lambda o: o["fields"].update(reps=0))
-    )
+    rewrite_dump(result.path, edit_object("tracker.workoutset", 5, lambda o: o["fields"].update(reps=0)))
     bad = [o for o in json.loads(decoded(result.path)) if o["model"] == "tracker.workoutset"][5]
 
     with pytest.raises(RestoreError) as excinfo:
@@ -236,9 +232,7 @@ def test_load_json_dump__unique_violation_names_the_row(dump):
     first = [o for o in json.loads(decoded(result.path)) if o["model"] == "tracker.exercise"][0]
     rewrite_dump(
         result.path,
-        edit_object(
-            "tracker.exercise", 1, lambda o: o["fields"].update(name=first["fields"]["name"])
-        ),
+        edit_object("tracker.exercise", 1, lambda o: o["fields"].update(name=first["fields"]["name"])),
     )
 
     with pytest.raises(
@@ -288,9 +282,7 @@ def test_load_json_dump__bad_value_names_the_row(dump):
 
 def test_load_json_dump__row_counts_must_match_the_manifest(dump):
     result, *_ = dump
-    rewrite_dump(
-        result.path, manifest=lambda info: info["models"].update({"tracker.workoutset": 1})
-    )
+    rewrite_dump(result.path, manifest=lambda info: info["models"].update({"tracker.workoutset": 1}))
 
     with pytest.raises(
         RestoreError,
@@ -319,9 +311,7 @@ def test_load_json_dump__failed_replace_keeps_the_old_data(dump):
     """Rows were deleted and new ones inserted before the bad row: all of it is rolled back."""
     result, *_ = dump
     Exercise.objects.create(name="Already here", muscle_group="core", equipment="other")
-    rewrite_dump(
-        result.path, edit_object("tracker.workoutset", 3, lambda o: o["fields"].update(reps=0))
-    )
+    rewrite_dump(result.path, edit_object("tracker.workoutset", 3, lambda o: o["fields"].update(reps=0)))
 
     with pytest.raises(RestoreError, match=r"^cannot load tracker\.workoutset pk="):
         load_json_dump(path=result.path, alias="default", replace=True)

@@ -154,9 +154,7 @@ def test_qcluster_orm_broker__runs_a_queued_rotation(cluster_project, tmp_path, 
     assert [m.name for m in list_manifests(backup_dir)] == [made[2]]
     assert tasks[failing].success is False
     assert str(tasks[failing].result).startswith("The connection 'replica' doesn't exist.")
-    assert "safemigrate task rotate_backups('replica') failed: The connection 'replica'" in (
-        log.read_text()
-    )
+    assert "safemigrate task rotate_backups('replica') failed: The connection 'replica'" in (log.read_text())
     assert OrmQ.objects.using(CLUSTER_DB).count() == 0
 
 

@@ -106,8 +106,7 @@ def test_syncschedules_command__says_what_it_did(settings):
     out = StringIO()
     call_command("syncschedules", stdout=out)
     assert out.getvalue() == (
-        "safemigrate: scheduled backup: created (cron '0 3 * * *')\n"
-        "safemigrate: verify backups: absent\n"
+        "safemigrate: scheduled backup: created (cron '0 3 * * *')\nsafemigrate: verify backups: absent\n"
     )
 
 
@@ -183,7 +182,4 @@ def test_migrate__before_django_q_tables_exist_skips_quietly_then_syncs(tmp_path
     assert second.returncode == 0, second.stderr
     assert "safemigrate schedules: {'safemigrate: scheduled backup': 'created'}" in second.stderr
     listed = manage("syncschedules")
-    assert (
-        listed.stdout.splitlines()[0]
-        == "safemigrate: scheduled backup: unchanged (cron '0 3 * * *')"
-    )
+    assert listed.stdout.splitlines()[0] == "safemigrate: scheduled backup: unchanged (cron '0 3 * * *')"

@@ -120,9 +120,7 @@ class Command(BaseCommand):
             if bulk is not None:
                 target, per_workout = bulk
                 if verbosity >= 1:
-                    self.stdout.write(
-                        f"Generated workouts: target {target:,} with {per_workout} sets each…"
-                    )
+                    self.stdout.write(f"Generated workouts: target {target:,} with {per_workout} sets each…")
                 result = generate_bulk_workouts(
                     workouts=target,
                     sets_per_workout=per_workout,
@@ -181,7 +179,6 @@ def _bulk_target(
         raise CommandError(f"--workouts must be 0 or more, got {workouts}")
     if not 1 <= sets_per_workout <= MAX_SETS_PER_WORKOUT:
         raise CommandError(
-            f"--sets-per-workout must be between 1 and {MAX_SETS_PER_WORKOUT}, "
-            f"got {sets_per_workout}"
+            f"--sets-per-workout must be between 1 and {MAX_SETS_PER_WORKOUT}, got {sets_per_workout}"
         )
     return workouts, sets_per_workout
