@@ -65,19 +65,38 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _record_run(**fields: Any) -> None:
-    """Log a MigrationRun row; the catalogue may not exist yet (or have just been rolled back)."""
-    from safemigrate.models import MigrationRun
+@dataclass(frozen=True)
+class _Run:
+    """One guarded run, for its MigrationRun row."""
 
-    backup: BackupResult | None = fields.pop("backup", None)
-    if backup is not None:
-        fields["backup_name"] = backup.manifest.name
-        ids = catalogue.catalogue_ids()
-        fields["backup_id"] = ids.get(backup.manifest.name)
-    try:
-        MigrationRun.objects.create(host=socket.gethostname(), pid=os.getpid(), **fields)
-    except DatabaseError as exc:
-        logger.debug("migration run not recorded: %s", exc)
+    alias: str
+    labels: list[str]
+    started: float
+    started_at: datetime
+
+    def record(self, status: str, *, backup: BackupResult | None = None, error: str = "") -> None:
+        """Log a MigrationRun row; the catalogue may not exist yet (or have just been rolled back)."""
+        from safemigrate.models import MigrationRun
+
+        fields: dict[str, Any] = {}
+        if backup is not None:
+            fields["backup_name"] = backup.manifest.name
+            fields["backup_id"] = catalogue.catalogue_ids().get(backup.manifest.name)
+        try:
+            MigrationRun.objects.create(
+                started=self.started_at,
+                finished=datetime.now(UTC),
+                duration=time.monotonic() - self.started,
+                database=self.alias,
+                status=status,
+                plan=self.labels,
+                error=error,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                **fields,
+            )
+        except DatabaseError as exc:
+            logger.debug("migration run not recorded: %s", exc)
 
 
 def _failed_step(alias: str, plan: MigrationPlan) -> str:
@@ -149,7 +168,7 @@ def safe_migrate(
                 ) from exc
             return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
         labels = plan.labels()
-        started_at = datetime.now(UTC)
+        run = _Run(alias=alias, labels=labels, started=started, started_at=datetime.now(UTC))
         logger.info("safemigrate on %s: %s", alias, ", ".join(labels))
         if progress:
             progress(f"Checking {get_adapter(alias).database_name()} before migrating")
@@ -157,15 +176,7 @@ def safe_migrate(
             ensure_healthy(alias=alias, when="pre-migration check")
             backup = create_backup(alias=alias, reason="pre_migrate", progress=progress, lock=False)
         except (SafeMigrateError, KeyboardInterrupt) as exc:
-            _record_run(
-                started=started_at,
-                finished=datetime.now(UTC),
-                duration=time.monotonic() - started,
-                database=alias,
-                status="refused",
-                plan=labels,
-                error=str(exc) or type(exc).__name__,
-            )
+            run.record("refused", error=str(exc) or type(exc).__name__)
             if isinstance(exc, KeyboardInterrupt):
                 raise SafeMigrateError(
                     "interrupted while backing up: no migration was run and the database is "
@@ -187,16 +198,7 @@ def safe_migrate(
             logger.error("migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name)
             if progress:
                 progress(f"Migration {failed} failed: restoring {backup.manifest.name}")
-            _rollback(
-                alias=alias,
-                backup=backup,
-                progress=progress,
-                started=started,
-                started_at=started_at,
-                labels=labels,
-                failed=failed,
-                reason=reason,
-            )
+            _rollback(run, backup=backup, progress=progress, failed=failed, reason=reason)
             raise MigrationFailed(
                 f"migration {failed} failed ({reason}); the database was restored from "
                 f"{backup.manifest.name} and is as it was before. Fix the migration and run "
@@ -204,15 +206,7 @@ def safe_migrate(
             ) from exc
         duration = time.monotonic() - started
         catalogue.sync_catalogue(alias=alias)  # the backup table may be new in this plan
-        _record_run(
-            started=started_at,
-            finished=datetime.now(UTC),
-            duration=duration,
-            database=alias,
-            status="applied",
-            plan=labels,
-            backup=backup,
-        )
+        run.record("applied", backup=backup)
     if after_success is not None:
         try:
             after_success(alias)
@@ -222,17 +216,10 @@ def safe_migrate(
 
 
 def _rollback(
-    *,
-    alias: str,
-    backup: BackupResult,
-    progress: Progress | None,
-    started: float,
-    started_at: datetime,
-    labels: list[str],
-    failed: str,
-    reason: str,
+    run: _Run, *, backup: BackupResult, progress: Progress | None, failed: str, reason: str
 ) -> None:
     """Restore the pre-migration backup and prove the database is back to it."""
+    alias = run.alias
     connections[alias].close()  # a failed migration may leave a broken transaction behind
     try:
         restore_backup(backup=backup.manifest, alias=alias, safety_backup=False, progress=progress)
@@ -241,27 +228,9 @@ def _rollback(
             raise SafeMigrateError("the restored database's migrations differ from the backup's")
     except BaseException as exc:
         logger.critical("ROLLBACK FAILED for %s: %s", alias, exc)
-        _record_run(
-            started=started_at,
-            finished=datetime.now(UTC),
-            duration=time.monotonic() - started,
-            database=alias,
-            status="failed",
-            plan=labels,
-            backup=backup,
-            error=f"{failed}: {reason}; rollback failed: {exc}",
-        )
+        run.record("failed", backup=backup, error=f"{failed}: {reason}; rollback failed: {exc}")
         raise MigrationFailed(
             f"migration {failed} failed ({reason}) AND the automatic restore failed ({exc}); "
             f"restore by hand: manage.py restore {backup.manifest.name} --no-safety-backup"
         ) from exc
-    _record_run(
-        started=started_at,
-        finished=datetime.now(UTC),
-        duration=time.monotonic() - started,
-        database=alias,
-        status="rolled_back",
-        plan=labels,
-        backup=backup,
-        error=f"{failed}: {reason}",
-    )
+    run.record("rolled_back", backup=backup, error=f"{failed}: {reason}")
