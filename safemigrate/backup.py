@@ -7,7 +7,6 @@ the data is written under a temporary name and only renamed once it has been rea
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import time
@@ -19,9 +18,9 @@ import django
 
 import safemigrate
 from safemigrate import catalogue
-from safemigrate.codec import BackupReader, BackupWriter, StoredFileVerifier, file_suffix
+from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix, fsync_dir
 from safemigrate.conf import backup_dir_for, get_settings
-from safemigrate.exceptions import BackupError, ChecksumMismatch, SafeMigrateError
+from safemigrate.exceptions import BackupError, SafeMigrateError
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, backup_name, clean_reason, write_manifest
 from safemigrate.vendors import get_adapter
@@ -70,24 +69,6 @@ def _os_error_message(exc: OSError, where: Path) -> str:
         f"backup failed: {exc.strerror or exc} writing {where}; nothing was changed. "
         "Check the folder's permissions or set SAFEMIGRATE_BACKUP_DIR"
     )
-
-
-def verify_stored_file(manifest: Manifest, *, key: str | None, path: Path | None = None) -> None:
-    """Read the stored file back: its sha256 and the decoded content's sha256 must match."""
-    with (path or manifest.file_path).open("rb") as f:
-        reader = BackupReader(
-            f,
-            compression=manifest.compression,
-            encrypted=bool(manifest.encryption),
-            key=key,
-            name=manifest.name,
-        )
-        raw = hashlib.sha256()
-        while chunk := reader.read(1 << 20):
-            raw.update(chunk)
-        reader.check(manifest.sha256)
-    if manifest.raw_sha256 and raw.hexdigest() != manifest.raw_sha256:
-        raise ChecksumMismatch(f"{manifest.name}: decoded content does not match what was written")
 
 
 def create_backup(
@@ -178,7 +159,7 @@ def create_backup(
         )
         partial.replace(final)
         manifest = write_manifest(manifest, directory)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as exc:
         _cleanup(partial, final, manifest_file)
         raise BackupError(_os_error_message(exc, final)) from exc
@@ -202,11 +183,3 @@ def _cleanup(*paths: Path) -> None:
             path.unlink(missing_ok=True)
         except OSError:
             logger.warning("could not remove %s", path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

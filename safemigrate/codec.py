@@ -460,3 +460,33 @@ class StoredFileVerifier:
         """Stop reading back (the write failed); never raises."""
         self.source.end(aborted=True)
         self.thread.join()
+
+
+def fsync_dir(path: os.PathLike[str] | str) -> None:
+    """Make a rename in ``path`` durable (a crash after it keeps the new name)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def verify_encoded_file(
+    path: os.PathLike[str] | str,
+    *,
+    compression: str,
+    encrypted: bool,
+    key: str | None,
+    name: str,
+    sha256: str,
+    raw_sha256: str = "",
+) -> None:
+    """Read a stored file back in full: its sha256 (and the decoded content's, if known) must match."""
+    raw = hashlib.sha256()
+    with open(path, "rb") as f:
+        reader = BackupReader(f, compression=compression, encrypted=encrypted, key=key, name=name)
+        while chunk := reader.read(CHUNK):
+            raw.update(chunk)
+        reader.check(sha256)
+    if raw_sha256 and raw.hexdigest() != raw_sha256:
+        raise ChecksumMismatch(f"{name}: decoded content does not match what was written")

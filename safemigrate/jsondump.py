@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -53,12 +52,19 @@ from safemigrate import catalogue
 from safemigrate.backup import (
     BackupResult,
     _cleanup,
-    _fsync_dir,
     _os_error_message,
     create_backup,
     ensure_backup_dir,
 )
-from safemigrate.codec import CHUNK, BackupReader, BackupWriter, file_sha256, file_suffix
+from safemigrate.codec import (
+    CHUNK,
+    BackupReader,
+    BackupWriter,
+    file_sha256,
+    file_suffix,
+    fsync_dir,
+    verify_encoded_file,
+)
 from safemigrate.conf import get_settings
 from safemigrate.exceptions import (
     BackupError,
@@ -536,18 +542,6 @@ def dump_manifest_path(path: Path) -> Path:
     return path.with_name(path.name + DUMP_MANIFEST_SUFFIX)
 
 
-def _verify_dump(path: Path, *, compression: str, key: str | None, sha256: str, raw_sha256: str) -> None:
-    """Read the stored file back: the file's and the decoded content's sha256 must match."""
-    with path.open("rb") as f:
-        reader = BackupReader(f, compression=compression, encrypted=bool(key), key=key, name=path.name)
-        raw = hashlib.sha256()
-        while chunk := reader.read(CHUNK):
-            raw.update(chunk)
-        reader.check(sha256)
-    if raw.hexdigest() != raw_sha256:
-        raise ChecksumMismatch(f"{path.name}: decoded content does not match what was written")
-
-
 def create_json_dump(
     *,
     alias: str = "default",
@@ -596,10 +590,12 @@ def _create_json_dump(
             stats = writer.finish()
         if progress:
             progress("reading the dump back to verify it")
-        _verify_dump(
+        verify_encoded_file(
             partial,
             compression=conf.compress,
+            encrypted=bool(conf.encryption_key),
             key=conf.encryption_key,
+            name=name,
             sha256=stats.sha256,
             raw_sha256=stats.raw_sha256,
         )
@@ -621,7 +617,7 @@ def _create_json_dump(
             duration=time.monotonic() - started,
         )
         _atomic_write(sidecar, _sidecar_bytes(result, adapter.database_name(), backup, reason))
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as exc:
         _cleanup(partial, final, sidecar)
         raise BackupError(_os_error_message(exc, final)) from exc

@@ -25,6 +25,7 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from safemigrate import catalogue
 from safemigrate.backup import ensure_backup_dir
+from safemigrate.codec import fsync_dir
 from safemigrate.conf import get_settings
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
 from safemigrate.manifest import (
@@ -386,7 +387,7 @@ def fetch_offsite(*, name: str, alias: str = "default", storage_alias: str | Non
         for tmp, dest, _, _ in moves:
             tmp.replace(dest)
         manifest_tmp.replace(local_manifest)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     finally:
         for path in temps:
             path.unlink(missing_ok=True)
@@ -394,11 +395,3 @@ def fetch_offsite(*, name: str, alias: str = "default", storage_alias: str | Non
     catalogue.record(manifest)
     logger.info("fetched %s from %s into %s", name, what, directory)
     return manifest
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -25,7 +25,7 @@ from django.db import DatabaseError as DjangoDatabaseError
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from safemigrate.codec import CHUNK, SQLITE_MAGIC
+from safemigrate.codec import CHUNK, SQLITE_MAGIC, fsync_dir
 from safemigrate.exceptions import BackupError, RestoreError
 from safemigrate.vendors.base import Progress, Scratch, SnapshotInfo, VendorAdapter
 
@@ -183,14 +183,6 @@ def _migrations(conn: sqlite3.Connection) -> dict[str, list[str]]:
     for app, name in rows:
         applied.setdefault(app, []).append(name)
     return applied
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Adapter(VendorAdapter):
@@ -445,7 +437,7 @@ class Adapter(VendorAdapter):
             if old.exists():
                 old.replace(old.with_name(f"{old.name}.corrupt-{stamp}"))
         staged.replace(target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         logger.warning("the damaged database was kept as %s.corrupt-%s", target, stamp)
 
     # --- checks ---------------------------------------------------------------------------
