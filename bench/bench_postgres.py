@@ -21,7 +21,7 @@ Then, in ONE run and interleaved (A B C D A B C D ...), each rep times:
 Even reps run each group in reverse order, so neither side always goes first. After each restore
 the table is vacuumed (untimed), so every dump in a rep reads the same state.
 Prints the medians and the ratios; cache state: warm (the VM reclaims idle page cache quickly,
-which is why the runs are interleaved, see /work/shared/BENCHMARKS.md).
+which is why the runs are interleaved, see docs/benchmarks.md, Method).
 """
 
 from __future__ import annotations

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with its dev extras; a no-op when nothing changed.
+# Create the virtualenv (.venv, or $VENV) and install the project with its dev extras; a no-op when
+# nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  echo "Creating a virtualenv in .venv"
-  "$PYTHON" -m venv .venv
+VENV="${VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "Creating a virtualenv in $VENV"
+  "$PYTHON" -m venv "$VENV"
 fi
 extras="${SAFEMIGRATE_EXTRAS:-dev}"
-stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/_}"
+stamp="$VENV/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras//,/_}"
 if [ ! -f "$stamp" ]; then
   echo "Installing fitnessdb and its dependencies (.[${extras}])"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[${extras}]"
-  rm -f .venv/.installed-*
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e ".[${extras}]"
+  rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

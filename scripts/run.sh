@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-export DEBUG="${DEBUG:-1}"
 PY=.venv/bin/python
+export DEBUG="${DEBUG:-1}"
+bash scripts/dev_env.sh
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo
 username="${DJANGO_SUPERUSER_USERNAME:-admin}"

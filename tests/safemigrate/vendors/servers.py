@@ -182,13 +182,23 @@ def make_live_db(server: Server, tmp: Path) -> LiveDB:
     return db
 
 
+def vendor_module(engine: str) -> Any:
+    """safemigrate's adapter module for ``engine``; a skip (or a failure) when its driver is absent."""
+    import importlib
+
+    label = SERVERS[engine].label
+    try:
+        return importlib.import_module(f"safemigrate.vendors.{engine}")
+    except ImportError as exc:
+        extra = "postgresql" if engine == "postgresql" else "mysql"
+        skip_or_fail(f"the {label} driver is not installed ({exc}); pip install -e '.[{extra}]'")
+
+
 def adapter_for(server: Server, name: str, *, user: str = "", password: str = "") -> Any:
     """The safemigrate adapter for a database, on its own Django connection (never ``default``)."""
     from django.db.utils import ConnectionHandler
 
-    from safemigrate.vendors import mysql, postgresql
-
-    module = postgresql if server.engine == "postgresql" else mysql
+    module = vendor_module(server.engine)
     handler = ConnectionHandler(
         {
             "default": {
