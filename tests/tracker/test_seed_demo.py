@@ -248,3 +248,17 @@ def test_seed_demo__database_error_becomes_one_line_command_error(db, monkeypatc
     monkeypatch.setattr(command, "seed_demo_data", broken)
     with pytest.raises(CommandError, match=r"no such table: tracker_exercise \(run `python"):
         seed()
+
+
+def test_seed_demo__if_empty_leaves_a_database_with_data_alone():
+    """run.sh seeds at every start: an edited demo workout must not come back or be duplicated."""
+    seed("--if-empty")
+    workout = Workout.objects.order_by("date").first()
+    workout.notes = "edited by the user"
+    workout.save()
+    before = count_rows()
+    out = seed("--if-empty")
+    assert "already holds tracker data: not seeding" in out
+    assert count_rows() == before
+    workout.refresh_from_db()
+    assert workout.notes == "edited by the user"

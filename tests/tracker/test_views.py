@@ -21,6 +21,21 @@ def test_home__renders_on_empty_database(client):
     assert "<strong>0</strong>" in content
 
 
+def test_home__a_signed_in_user_is_not_told_to_create_an_account(admin_client):
+    content = admin_client.get(reverse("home")).content.decode()
+    assert "createsuperuser" not in content
+    assert "signed in as <strong>admin</strong>" in content
+
+
+def test_favicon__served_on_every_page(client):
+    """Browsers ask /favicon.ico on every page; it was a 404."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+    assert 'rel="icon" href="/favicon.ico"' in client.get(reverse("home")).content.decode()
+
+
 def test_home__shows_counts_and_latest_five_workouts_when_seeded(client):
     call_command("seed_demo", verbosity=0)
     response = client.get(reverse("home"))

@@ -83,6 +83,12 @@ class Command(BaseCommand):
             help="Random seed; the same seed gives the same data (default 42).",
         )
         parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Do nothing when the database already holds tracker data (run.sh: never re-seed "
+            "over a user's edits).",
+        )
+        parser.add_argument(
             "--batch-size",
             type=int,
             default=5000,
@@ -100,12 +106,20 @@ class Command(BaseCommand):
         seed: int,
         batch_size: int,
         verbosity: int,
+        if_empty: bool = False,
         **options: Any,
     ) -> None:
         bulk = _bulk_target(scale, workouts, sets_per_workout)
         if batch_size < 1:
             raise CommandError(f"--batch-size must be 1 or more, got {batch_size}")
         try:
+            if if_empty and any(vars(count_rows(using=database)).values()):
+                if verbosity >= 1:
+                    self.stdout.write(
+                        f"Database {database!r} already holds tracker data: not seeding "
+                        "(run seed_demo without --if-empty to refresh the demo data)."
+                    )
+                return
             seeded = seed_demo_data(using=database, seed=seed)
             if verbosity >= 1:
                 self.stdout.write(
