@@ -61,7 +61,9 @@ def test_safemigrate__failing_migration_is_rolled_back_exactly(tmp_path):
     assert schema(db) == before_schema
     assert not list(db.parent.glob("*.restoring"))
     assert not list((tmp_path / "backups").glob(".*"))
-    runs = sqlite3.connect(db).execute("SELECT status, rollback, error FROM safemigrate_migrationrun").fetchall()
+    runs = (
+        sqlite3.connect(db).execute("SELECT status, rollback, error FROM safemigrate_migrationrun").fetchall()
+    )
     assert runs[-1][:2] == ("rolled_back", "transaction")
     assert "MIGRAPP_FAIL" in runs[-1][2]
     # And the fixed migration then applies normally.
