@@ -65,7 +65,19 @@ class MigrationRun(models.Model):
     finished = models.DateTimeField(_("finished"), null=True, blank=True)
     duration = models.FloatField(_("duration (s)"), default=0)
     database = models.CharField(_("database alias"), max_length=64, default="default")
+
+    class Rollback(models.TextChoices):
+        TRANSACTION = "transaction", _("database transaction")
+        RESTORE = "restore", _("restore from backup")
+
     status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    rollback = models.CharField(
+        _("rollback"),
+        max_length=16,
+        choices=Rollback.choices,
+        blank=True,
+        help_text=_("How a failure of this run is (or was) undone."),
+    )
     plan = models.JSONField(_("plan"), default=list, blank=True)
     backup = models.ForeignKey(
         Backup,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from django.db import connections
@@ -25,6 +26,12 @@ _DATA_CHANGING = (
     ops.AlterUniqueTogether,
     ops.AddConstraint,
 )
+# Statements no engine runs inside a transaction (or that end one): such a plan cannot be one.
+_NO_TRANSACTION = re.compile(
+    r"\b(VACUUM|CONCURRENTLY|ALTER\s+SYSTEM|(CREATE|DROP)\s+DATABASE)\b|\bPRAGMA\s+journal_mode"
+    r"|^\s*(BEGIN|COMMIT|END)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class PlanStep:
     backwards: bool
     atomic: bool
     operations: tuple[OperationRisk, ...] = field(default_factory=tuple)
+    needs_autocommit: bool = False
+    """It runs SQL that no transaction may hold (VACUUM, CREATE INDEX CONCURRENTLY, ...)."""
 
     @property
     def label(self) -> str:
@@ -59,6 +68,14 @@ class MigrationPlan:
     def is_empty(self) -> bool:
         return not self.steps
 
+    @property
+    def all_atomic(self) -> bool:
+        return all(s.atomic for s in self.steps)
+
+    @property
+    def needs_autocommit(self) -> bool:
+        return any(s.needs_autocommit for s in self.steps)
+
     def labels(self) -> list[str]:
         return [("-" if s.backwards else "") + s.label for s in self.steps]
 
@@ -77,6 +94,17 @@ def operation_risks(operation: Operation, *, backwards: bool) -> tuple[str, ...]
         if any(word in sql for word in ("DROP ", "DELETE ", "TRUNCATE ")):
             risks.append(DESTRUCTIVE)
     return tuple(dict.fromkeys(risks))
+
+
+def needs_autocommit(operation: Operation, *, backwards: bool = False) -> bool:
+    """RunSQL (or a database-specific index operation) that must run outside a transaction."""
+    if type(operation).__name__.endswith("Concurrently"):  # postgres.operations.*Concurrently
+        return True
+    if isinstance(operation, ops.RunSQL):
+        sql = operation.reverse_sql if backwards else operation.sql
+        statements = sql if isinstance(sql, list | tuple) else [sql]
+        return any(_NO_TRANSACTION.search(str(s)) for s in statements)
+    return False
 
 
 def _targets(
@@ -111,6 +139,7 @@ def pending_plan(
                 OperationRisk(op.describe(), operation_risks(op, backwards=backwards))
                 for op in migration.operations
             ),
+            needs_autocommit=any(needs_autocommit(op, backwards=backwards) for op in migration.operations),
         )
         for migration, backwards in plan
     )

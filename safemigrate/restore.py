@@ -9,18 +9,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 
-from safemigrate import catalogue
+from safemigrate import catalogue, interrupts
 from safemigrate.backup import BackupResult, create_backup, ensure_backup_dir
 from safemigrate.codec import BackupReader, detect_format
 from safemigrate.conf import get_settings
@@ -60,31 +57,6 @@ class RestorePreview:
     """Reasons to doubt this backup fits this database (another database, newer code)."""
     current_error: str | None = None
     """Why the live database cannot be read, if it cannot (often the reason to restore)."""
-
-
-@contextlib.contextmanager
-def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends, so Ctrl-C cannot cut a swap in half."""
-    received: list[int] = []
-    previous: dict[int, Any] = {}
-
-    def remember(signum: int, frame: Any) -> None:
-        received.append(signum)
-
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, remember)
-    except ValueError:  # not the main thread: signals cannot reach us here anyway
-        previous.clear()
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if received:
-            logger.warning("interrupt received during restore; it was completed first")
-            if signal.SIGINT in received:
-                raise KeyboardInterrupt
 
 
 def manifest_for_file(path: Path, *, alias: str) -> Manifest:
@@ -235,7 +207,7 @@ def restore_backup(
                 progress("replacing the live database")
             connection = connections[alias]
             connection.close()
-            with deferred_signals():
+            with interrupts.deferred():
                 if safety_backup:
                     adapter.swap_in(scratch, progress=progress)
                 else:  # checked while it is copied in; the copy commits only if it passes

@@ -1,7 +1,10 @@
 """The safe-migrate sequence around Django's own ``migrate``.
 
 lock -> plan -> (empty: plain migrate) -> pre-check -> verified backup -> migrate -> post-check
--> on any failure, restore the backup and prove the database is back -> record -> queue rotation.
+-> on any failure, undo it and prove the database is back -> record -> queue rotation.
+
+Undo is a ROLLBACK where the engine allows it (the whole plan and the post-check in one
+transaction: SQLite, PostgreSQL with an all-atomic plan); otherwise the backup is restored.
 """
 
 from __future__ import annotations
@@ -9,10 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +23,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 
-from safemigrate import catalogue
+from safemigrate import catalogue, interrupts
 from safemigrate.backup import BackupResult, create_backup
 from safemigrate.exceptions import (
     IntegrityCheckFailed,
@@ -33,7 +35,7 @@ from safemigrate.lock import migration_lock
 from safemigrate.plan import MigrationPlan, pending_plan
 from safemigrate.restore import restore_backup
 from safemigrate.vendors import get_adapter
-from safemigrate.vendors.base import Progress
+from safemigrate.vendors.base import RESTORE, TRANSACTION, Progress
 
 logger = logging.getLogger("safemigrate")
 
@@ -47,24 +49,6 @@ class SafeMigrateResult:
     duration: float
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """A container stop (SIGTERM) during a migration rolls back like Ctrl-C does."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @dataclass(frozen=True)
 class _Run:
     """One guarded run, for its MigrationRun row."""
@@ -73,8 +57,11 @@ class _Run:
     labels: list[str]
     started: float
     started_at: datetime
+    rollback: str
 
-    def record(self, status: str, *, backup: BackupResult | None = None, error: str = "") -> None:
+    def record(
+        self, status: str, *, backup: BackupResult | None = None, error: str = "", rollback: str = ""
+    ) -> None:
         """Log a MigrationRun row; the catalogue may not exist yet (or have just been rolled back)."""
         from safemigrate.models import MigrationRun
 
@@ -89,6 +76,7 @@ class _Run:
                 duration=time.monotonic() - self.started,
                 database=self.alias,
                 status=status,
+                rollback=rollback or self.rollback,
                 plan=self.labels,
                 error=error,
                 host=socket.gethostname(),
@@ -135,7 +123,7 @@ def safe_migrate(
     """Run ``run_migrate`` (Django's migrate) inside the safe-migrate sequence.
 
     Raises IntegrityCheckFailed / BackupError (nothing changed), LockTimeout, or MigrationFailed
-    (the database was restored from the pre-migration backup).
+    (the failed migration was undone; its message says how, and what was kept).
     """
     started = time.monotonic()
     try:
@@ -168,45 +156,26 @@ def safe_migrate(
                 ) from exc
             return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
         labels = plan.labels()
-        run = _Run(alias=alias, labels=labels, started=started, started_at=datetime.now(UTC))
-        logger.info("safemigrate on %s: %s", alias, ", ".join(labels))
-        if progress:
-            progress(f"Checking {get_adapter(alias).database_name()} before migrating")
-        try:
-            ensure_healthy(alias=alias, when="pre-migration check")
-            backup = create_backup(alias=alias, reason="pre_migrate", progress=progress, lock=False)
-        except (SafeMigrateError, KeyboardInterrupt) as exc:
-            run.record("refused", error=str(exc) or type(exc).__name__)
-            if isinstance(exc, KeyboardInterrupt):
+        adapter = get_adapter(alias)
+        kind = adapter.rollback_kind(plan)
+        run = _Run(alias=alias, labels=labels, started=started, started_at=datetime.now(UTC), rollback=kind)
+        logger.info("safemigrate on %s (%s rollback): %s", alias, kind, ", ".join(labels))
+        # From here on SIGTERM (a container stop) is an interrupt like Ctrl-C: every step below
+        # ends through its own clean-up, never through Python's default handler.
+        with interrupts.interruptible():
+            backup = _checked_backup(run, progress=progress)
+            try:
+                if kind == TRANSACTION:
+                    kind = _migrate_in_transaction(run, plan, backup, run_migrate, progress)
+                if kind == RESTORE:
+                    _migrate_or_restore(run, plan, backup, run_migrate, progress)
+            except KeyboardInterrupt as exc:  # between steps: no migration had started
+                with interrupts.deferred():
+                    run.record("refused", backup=backup, error=_interrupted(exc))
                 raise SafeMigrateError(
-                    "interrupted while backing up: no migration was run and the database is "
-                    "unchanged; run safemigrate again"
+                    f"{_interrupted(exc)} before migrating: the database is unchanged; run safemigrate again"
                 ) from exc
-            raise
-        if progress:
-            progress(f"Backup {backup.manifest.name} verified; migrating")
-        try:
-            with sigterm_as_interrupt():
-                run_migrate()
-            _post_check(alias, plan)
-        except BaseException as exc:
-            failed = _failed_step(alias, plan)
-            if isinstance(exc, KeyboardInterrupt):
-                reason = f"interrupted ({str(exc) or 'Ctrl-C'})"
-            else:
-                reason = str(exc) or type(exc).__name__
-            logger.error("migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name)
-            if progress:
-                progress(f"Migration {failed} failed: restoring {backup.manifest.name}")
-            _rollback(run, backup=backup, progress=progress, failed=failed, reason=reason)
-            raise MigrationFailed(
-                f"migration {failed} failed ({reason}); the database was restored from "
-                f"{backup.manifest.name} and is as it was before. Fix the migration and run "
-                "safemigrate again"
-            ) from exc
         duration = time.monotonic() - started
-        catalogue.sync_catalogue(alias=alias)  # the backup table may be new in this plan
-        run.record("applied", backup=backup)
     if after_success is not None:
         try:
             after_success(alias)
@@ -215,22 +184,187 @@ def safe_migrate(
     return SafeMigrateResult("applied", labels, backup, duration)
 
 
-def _rollback(
+def _interrupted(exc: BaseException) -> str:
+    return f"interrupted ({str(exc) or 'Ctrl-C'})"
+
+
+def _checked_backup(run: _Run, *, progress: Progress | None) -> BackupResult:
+    """Pre-migration check and verified backup; refusals and interrupts leave nothing changed."""
+    adapter = get_adapter(run.alias)
+    if progress:
+        progress(f"Checking {adapter.database_name()} before migrating")
+    try:
+        ensure_healthy(alias=run.alias, when="pre-migration check")
+        backup = create_backup(alias=run.alias, reason="pre_migrate", progress=progress, lock=False)
+    except (SafeMigrateError, KeyboardInterrupt) as exc:
+        with interrupts.deferred():
+            run.record("refused", error=str(exc) or type(exc).__name__)
+        if isinstance(exc, KeyboardInterrupt):
+            raise SafeMigrateError(
+                f"{_interrupted(exc)} while checking and backing up: no migration was run and the "
+                "database is unchanged; run safemigrate again"
+            ) from exc
+        raise
+    if progress:
+        how = "one transaction" if run.rollback == TRANSACTION else "restore from this backup"
+        progress(f"Backup {backup.manifest.name} verified; migrating (a failure is undone by {how})")
+    return backup
+
+
+def _migrate_in_transaction(
+    run: _Run,
+    plan: MigrationPlan,
+    backup: BackupResult,
+    run_migrate: Callable[[], None],
+    progress: Progress | None,
+) -> str | None:
+    """The whole plan and the post-check in one transaction; any failure is a ROLLBACK.
+
+    Returns None when committed, or RESTORE when the engine refused a statement inside the
+    transaction (rolled back; the caller runs the plan again on the restore path).
+    """
+    alias = run.alias
+    adapter = get_adapter(alias)
+    try:
+        adapter.begin_migration()
+    except KeyboardInterrupt:
+        with interrupts.deferred():
+            adapter.end_migration(commit=False)
+        raise
+    except DatabaseError as exc:
+        with interrupts.deferred():
+            run.record("refused", backup=backup, error=f"cannot start the migration's transaction: {exc}")
+        raise MigrationFailed(
+            f"could not start the migration's transaction on {adapter.database_name()} ({exc}); "
+            "nothing was changed. Another process may hold a long write transaction: try again"
+        ) from exc
+    failure: BaseException | None = None
+    try:
+        run_migrate()
+        _post_check(alias, plan)
+    except BaseException as exc:  # noqa: BLE001 - whatever it is, it is a ROLLBACK
+        failure = exc
+    failed = ""
+    with interrupts.deferred() as held:  # a COMMIT or ROLLBACK is never cut in half
+        if failure is None:
+            try:
+                adapter.end_migration(commit=True)
+            except BaseException as exc:  # noqa: BLE001 - a failed COMMIT is rolled back
+                failure, failed = exc, "the COMMIT"
+            else:
+                if held:
+                    logger.warning("interrupt received while committing; the migration is committed")
+                _applied(run, backup, rollback=TRANSACTION)
+                return None
+        failed = failed or _failed_step(alias, plan)
+        try:
+            adapter.end_migration(commit=False)
+        except BaseException as exc:  # noqa: BLE001 - closing the connection ends it too
+            logger.warning("ROLLBACK raised (%s); closing the connection to end the transaction", exc)
+        connections[alias].close()
+        _clear_caches()
+        try:
+            back = adapter.applied_migrations() == backup.manifest.migrations
+        except Exception as exc:  # noqa: BLE001 - unreadable: the restore path decides
+            logger.error("cannot read the migrations back after ROLLBACK: %s", exc)
+            back = False
+    reason = _reason(failure)
+    if not back:
+        # The engine did not undo everything (something committed on its own): restore.
+        logger.error("after ROLLBACK the migrations differ from %s; restoring it", backup.manifest.name)
+        _restore_after_failure(run, backup=backup, progress=progress, failed=failed, reason=reason)
+        raise MigrationFailed(_restored_message(failed, reason, backup)) from failure
+    if not isinstance(failure, KeyboardInterrupt) and adapter.refuses_transaction(failure):
+        logger.warning("%s cannot run inside a transaction (%s); using the restore path", failed, reason)
+        if progress:
+            progress(
+                f"Migration {failed} runs a statement that cannot be inside a transaction ({reason}); "
+                "rolled back, nothing was written; migrating again with restore from the backup as undo"
+            )
+        return RESTORE
+    logger.error("migration %s failed (%s); rolled back by the database transaction", failed, reason)
+    with interrupts.deferred():
+        run.record("rolled_back", backup=backup, error=f"{failed}: {reason}", rollback=TRANSACTION)
+    raise MigrationFailed(
+        f"migration {failed} failed ({reason}); rolled back by the database transaction — nothing "
+        f"was written; the pre-migration backup {backup.manifest.name} is kept. Fix the migration "
+        "and run safemigrate again"
+    ) from failure
+
+
+def _migrate_or_restore(
+    run: _Run,
+    plan: MigrationPlan,
+    backup: BackupResult,
+    run_migrate: Callable[[], None],
+    progress: Progress | None,
+) -> None:
+    """The plan as Django runs it; a failure restores the pre-migration backup."""
+    try:
+        run_migrate()
+        _post_check(run.alias, plan)
+        with interrupts.deferred():
+            _applied(run, backup, rollback=RESTORE)
+    except BaseException as exc:  # noqa: BLE001 - whatever it is, it is undone
+        with interrupts.deferred():  # a second Ctrl-C cannot cut the restore short
+            failed = _failed_step(run.alias, plan)
+            reason = _reason(exc)
+            logger.error("migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name)
+            if progress:
+                progress(f"Migration {failed} failed: restoring {backup.manifest.name}")
+            _restore_after_failure(run, backup=backup, progress=progress, failed=failed, reason=reason)
+            raise MigrationFailed(_restored_message(failed, reason, backup)) from exc
+
+
+def _applied(run: _Run, backup: BackupResult, *, rollback: str) -> None:
+    catalogue.sync_catalogue(alias=run.alias)  # the backup table may be new in this plan
+    run.record("applied", backup=backup, rollback=rollback)
+
+
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return _interrupted(exc)
+    return (str(exc) or type(exc).__name__).strip()
+
+
+def _restored_message(failed: str, reason: str, backup: BackupResult) -> str:
+    return (
+        f"migration {failed} failed ({reason}); the database was restored from "
+        f"{backup.manifest.name} and is as it was before. Fix the migration and run "
+        "safemigrate again"
+    )
+
+
+def _clear_caches() -> None:
+    """Objects cached during a rolled-back plan (content types) name rows that no longer exist."""
+    from django.contrib.contenttypes.models import ContentType
+
+    with contextlib.suppress(Exception):
+        ContentType.objects.clear_cache()
+
+
+def _restore_after_failure(
     run: _Run, *, backup: BackupResult, progress: Progress | None, failed: str, reason: str
 ) -> None:
-    """Restore the pre-migration backup and prove the database is back to it."""
+    """Restore the pre-migration backup and prove the database is back to it.
+
+    Signals are held for the whole restore, so a second Ctrl-C cannot cut it short (nor make a
+    restore that went through look failed).
+    """
     alias = run.alias
-    connections[alias].close()  # a failed migration may leave a broken transaction behind
-    try:
-        restore_backup(backup=backup.manifest, alias=alias, safety_backup=False, progress=progress)
-        adapter = get_adapter(alias)
-        if adapter.applied_migrations() != backup.manifest.migrations:
-            raise SafeMigrateError("the restored database's migrations differ from the backup's")
-    except BaseException as exc:
-        logger.critical("ROLLBACK FAILED for %s: %s", alias, exc)
-        run.record("failed", backup=backup, error=f"{failed}: {reason}; rollback failed: {exc}")
-        raise MigrationFailed(
-            f"migration {failed} failed ({reason}) AND the automatic restore failed ({exc}); "
-            f"restore by hand: manage.py restore {backup.manifest.name} --no-safety-backup"
-        ) from exc
-    run.record("rolled_back", backup=backup, error=f"{failed}: {reason}")
+    with interrupts.deferred():
+        connections[alias].close()  # a failed migration may leave a broken transaction behind
+        try:
+            restore_backup(backup=backup.manifest, alias=alias, safety_backup=False, progress=progress)
+            if get_adapter(alias).applied_migrations() != backup.manifest.migrations:
+                raise SafeMigrateError("the restored database's migrations differ from the backup's")
+        except BaseException as exc:  # noqa: BLE001 - signals are held: this is a real failure
+            logger.critical("ROLLBACK FAILED for %s: %s", alias, exc)
+            run.record(
+                "failed", backup=backup, error=f"{failed}: {reason}; rollback failed: {exc}", rollback=RESTORE
+            )
+            raise MigrationFailed(
+                f"migration {failed} failed ({reason}) AND the automatic restore failed ({exc}); "
+                f"restore by hand: manage.py restore {backup.manifest.name} --no-safety-backup --noinput"
+            ) from exc
+        run.record("rolled_back", backup=backup, error=f"{failed}: {reason}", rollback=RESTORE)

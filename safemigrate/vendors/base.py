@@ -11,14 +11,22 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from safemigrate.exceptions import LockTimeout
+from safemigrate.exceptions import LockTimeout, UnsupportedOperation
+
+if TYPE_CHECKING:
+    from safemigrate.plan import MigrationPlan
 
 Progress = Callable[[str], None]
+
+TRANSACTION = "transaction"
+"""A failed migration is undone by ROLLBACK of the one transaction it ran in."""
+RESTORE = "restore"
+"""A failed migration is undone by restoring the pre-migration backup."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class VendorAdapter(abc.ABC):
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         self.connection = connection
         self.alias = connection.alias
+        self._migration_atomic: Any = None
 
     # --- identity -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -114,6 +123,41 @@ class VendorAdapter(abc.ABC):
         """
         with transaction.atomic(using=self.alias):
             yield
+
+    # --- undoing a failed migration -------------------------------------------------------
+    def rollback_kind(self, plan: MigrationPlan) -> str:
+        """TRANSACTION when this engine can run the whole ``plan`` in one transaction, else RESTORE."""
+        return RESTORE
+
+    def begin_migration(self) -> None:
+        """Open the one transaction a guarded plan runs in, on Django's connection.
+
+        Unsupported (no transactional DDL) -> UnsupportedOperation. The transaction is Django's
+        ``atomic``, so Django's executor and schema editor nest their own blocks as savepoints.
+        """
+        if self._migration_atomic is not None:
+            raise UnsupportedOperation("a guarded migration transaction is already open")
+        self._migration_atomic = transaction.atomic(using=self.alias)
+        self._migration_atomic.__enter__()
+
+    def end_migration(self, *, commit: bool) -> None:
+        """COMMIT (raising if the commit fails, after rolling back) or ROLLBACK that transaction."""
+        atomic, self._migration_atomic = self._migration_atomic, None
+        if atomic is None:
+            return
+        if not commit and self.connection.in_atomic_block:
+            transaction.set_rollback(True, using=self.alias)
+        atomic.__exit__(None, None, None)
+
+    def refuses_transaction(self, exc: BaseException) -> bool:
+        """Did ``exc`` come from a statement this engine will not run inside a transaction?"""
+        text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None).lower()
+        return (
+            type(exc).__name__ == "TransactionManagementError"
+            or "durable atomic block" in text
+            or "within a transaction" in text
+            or "inside a transaction" in text
+        )
 
     # --- lock -----------------------------------------------------------------------------
     @abc.abstractmethod

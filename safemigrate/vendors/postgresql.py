@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import psycopg
 from django.db import transaction
@@ -36,7 +36,17 @@ from psycopg import sql
 
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
-from safemigrate.vendors.base import Progress, Scratch, SnapshotInfo, VendorAdapter
+from safemigrate.vendors.base import (
+    RESTORE,
+    TRANSACTION,
+    Progress,
+    Scratch,
+    SnapshotInfo,
+    VendorAdapter,
+)
+
+if TYPE_CHECKING:
+    from safemigrate.plan import MigrationPlan
 from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out, tool_version
 
 logger = logging.getLogger("safemigrate")
@@ -227,6 +237,12 @@ class Adapter(VendorAdapter):
 
     @contextlib.contextmanager
     def _open(self, scratch: Scratch | None) -> Iterator[psycopg.Connection[Any]]:
+        if scratch is None and self.connection.in_atomic_block:
+            # Inside a guarded migration's transaction: check what it sees (another session
+            # would see the old state, and wait forever on the tables it has locked).
+            self.connection.ensure_connection()
+            yield self.connection.connection
+            return
         name = self.live_name
         if scratch is not None:
             name = _as_scratch(scratch).name
@@ -600,6 +616,10 @@ class Adapter(VendorAdapter):
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
         with self._open(scratch) as conn:
             return _migrations(conn)
+
+    # --- undoing a failed migration: DDL is transactional, except what must run outside one ---
+    def rollback_kind(self, plan: MigrationPlan) -> str:
+        return TRANSACTION if plan.all_atomic and not plan.needs_autocommit else RESTORE
 
     # --- consistent reads: one REPEATABLE READ snapshot ------------------------------------
     @contextlib.contextmanager

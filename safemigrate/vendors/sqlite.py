@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.db import DatabaseError as DjangoDatabaseError
 from django.db import transaction
@@ -27,7 +27,17 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.codec import CHUNK, SQLITE_MAGIC, fsync_dir
 from safemigrate.exceptions import BackupError, RestoreError
-from safemigrate.vendors.base import Progress, Scratch, SnapshotInfo, VendorAdapter
+from safemigrate.vendors.base import (
+    RESTORE,
+    TRANSACTION,
+    Progress,
+    Scratch,
+    SnapshotInfo,
+    VendorAdapter,
+)
+
+if TYPE_CHECKING:
+    from safemigrate.plan import MigrationPlan
 
 logger = logging.getLogger("safemigrate")
 
@@ -457,6 +467,41 @@ class Adapter(VendorAdapter):
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
         with self._open(scratch) as conn:
             return _migrations(conn)
+
+    # --- undoing a failed migration: SQLite's DDL is transactional, whatever Django's atomic says --
+    def rollback_kind(self, plan: MigrationPlan) -> str:
+        return RESTORE if plan.needs_autocommit else TRANSACTION
+
+    def begin_migration(self) -> None:
+        """Foreign keys off first (SQLite ignores the pragma inside a transaction, and Django's
+        schema editor needs them off), then BEGIN IMMEDIATE: the write lock up front, so other
+        writers wait on their busy timeout instead of writing into a state that may be undone."""
+        self.connection.ensure_connection()
+        with self.connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_keys = OFF")
+        mode = self.connection.transaction_mode  # type: ignore[attr-defined]
+        self.connection.transaction_mode = "IMMEDIATE"  # type: ignore[attr-defined]
+        try:
+            super().begin_migration()
+        finally:
+            self.connection.transaction_mode = mode  # type: ignore[attr-defined]
+
+    def end_migration(self, *, commit: bool) -> None:
+        try:
+            if commit:
+                with self.connection.cursor() as cursor:
+                    violations = cursor.execute("PRAGMA foreign_key_check").fetchall()
+                if violations:
+                    table, rowid, parent, _ = violations[0]
+                    super().end_migration(commit=False)
+                    raise DjangoDatabaseError(
+                        f"foreign key check before COMMIT: {table} row {rowid} -> missing {parent}"
+                    )
+            super().end_migration(commit=commit)
+        finally:
+            if self.connection.connection is not None:
+                with contextlib.suppress(DjangoDatabaseError), self.connection.cursor() as cursor:
+                    cursor.execute("PRAGMA foreign_keys = ON")
 
     # --- consistent reads: a deferred transaction is a read snapshot (WAL: writers go on) ----
     @contextlib.contextmanager

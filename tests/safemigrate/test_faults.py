@@ -45,7 +45,7 @@ def fill(db: Path, rows: int) -> None:
 
 
 def test_safemigrate__failing_migration_is_rolled_back_exactly(tmp_path):
-    """A non-atomic migration raising half-way: schema and every row as before, exit 1."""
+    """A non-atomic migration raising half-way: rolled back, schema and every row as before, exit 1."""
     env = prepared_db(tmp_path)
     db = tmp_path / "db.sqlite3"
     before, before_schema = table_dump(db), schema(db)
@@ -53,16 +53,19 @@ def test_safemigrate__failing_migration_is_rolled_back_exactly(tmp_path):
     assert result.returncode == 1
     assert_one_line_error(
         result.stderr,
-        "migration migrapp.0002_item_note failed",
-        "restored from backup-pre_migrate-",
+        "migration migrapp.0002_item_note failed (MIGRAPP_FAIL: data migration failed half-way); "
+        "rolled back by the database transaction — nothing was written; the pre-migration backup "
+        "backup-pre_migrate-",
     )
     assert table_dump(db) == before
     assert schema(db) == before_schema
     assert not list(db.parent.glob("*.restoring"))
     assert not list((tmp_path / "backups").glob(".*"))
-    runs = sqlite3.connect(db).execute("SELECT status, error FROM safemigrate_migrationrun").fetchall()
-    assert runs[-1][0] == "rolled_back"
-    assert "MIGRAPP_FAIL" in runs[-1][1]
+    runs = (
+        sqlite3.connect(db).execute("SELECT status, rollback, error FROM safemigrate_migrationrun").fetchall()
+    )
+    assert runs[-1][:2] == ("rolled_back", "transaction")
+    assert "MIGRAPP_FAIL" in runs[-1][2]
     # And the fixed migration then applies normally.
     assert manage("migrate", env=env).returncode == 0
 

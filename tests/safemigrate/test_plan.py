@@ -40,7 +40,8 @@ def test_safemigrate_plan__prints_risks_without_changing_anything(backup_dir):
     call_command("migrate", "migrapp", "0001", plan=True, stdout=out)
     text = out.getvalue()
     assert "Unapply migrapp.0002_item_note  [data-changing, destructive]" in text
-    assert "non-atomic" in text
+    assert "non-atomic, yet inside the plan's one transaction on this database" in text
+    assert "Rollback: database transaction." in text
     assert pending_plan(alias="default").is_empty  # nothing ran
     assert not backup_dir.exists()
 

@@ -41,17 +41,20 @@ def test_safemigrate__applies_with_verified_backup(at_0001):
     call_command("migrate", stdout=out)
     assert "Applied 1 migration(s) safely" in out.getvalue()
     assert len(set(at_0001.glob("backup-pre_migrate-*.zst")) - before) == 1
-    assert MigrationRun.objects.latest("started").status == "applied"
+    run = MigrationRun.objects.latest("started")
+    assert (run.status, run.rollback) == ("applied", "transaction")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_safemigrate__failing_migration_rolls_back_to_identical_content(at_0001, monkeypatch):
-    """A non-atomic migration failing half-way is undone: every table's rows as before."""
+    """A non-atomic migration failing half-way is rolled back by the one transaction it ran in."""
     before = dump_all_tables()
     monkeypatch.setenv("MIGRAPP_FAIL", "1")
     with pytest.raises(
         CommandError,
-        match=r"migration migrapp\.0002_item_note failed .*restored from backup-pre_migrate-",
+        match=r"migration migrapp\.0002_item_note failed \(MIGRAPP_FAIL: data migration failed "
+        r"half-way\); rolled back by the database transaction — nothing was written; the "
+        r"pre-migration backup backup-pre_migrate-\S+ is kept\. Fix the migration",
     ):
         call_command("migrate", stdout=StringIO())
     after = dump_all_tables()
@@ -60,7 +63,8 @@ def test_safemigrate__failing_migration_rolls_back_to_identical_content(at_0001,
     after.pop("safemigrate_backup")
     before.pop("safemigrate_backup")
     assert after == before
-    assert MigrationRun.objects.latest("started").status == "rolled_back"
+    run = MigrationRun.objects.latest("started")
+    assert (run.status, run.rollback) == ("rolled_back", "transaction")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,12 +11,15 @@ from safemigrate.exceptions import SafeMigrateError
 from safemigrate.management.base import command_error
 from safemigrate.plan import pending_plan
 from safemigrate.sequence import safe_migrate
+from safemigrate.vendors import get_adapter
+from safemigrate.vendors.base import TRANSACTION
 
 
 class Command(MigrateCommand):
     help = (
         "Updates database schema safely: checks the database, takes a verified backup, migrates, "
-        "checks again, and restores the backup automatically if anything fails."
+        "checks again, and undoes a failure automatically (a transaction rollback where the "
+        "engine allows it, else a restore of the backup)."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -87,16 +90,28 @@ class Command(MigrateCommand):
         if plan.is_empty:
             self.stdout.write("  No planned migration operations.")
             return
+        kind = get_adapter(database).rollback_kind(plan)
         for step in plan.steps:
             risks = sorted(step.risks)
             flag = f"  [{', '.join(risks)}]" if risks else ""
             direction = "Unapply" if step.backwards else "Apply"
             self.stdout.write(self.style.MIGRATE_LABEL(f"{direction} {step.label}") + flag)
-            if not step.atomic:
+            if step.needs_autocommit:
+                self.stdout.write("    (SQL that cannot run in a transaction: undone from the backup)")
+            elif not step.atomic and kind == TRANSACTION:
+                self.stdout.write("    (non-atomic, yet inside the plan's one transaction on this database)")
+            elif not step.atomic:
                 self.stdout.write("    (non-atomic: a failure half-way is undone from the backup)")
             for op in step.operations:
                 mark = f"  [{', '.join(op.risks)}]" if op.risks else ""
                 self.stdout.write(f"    {op.description}{mark}")
-        self.stdout.write(
-            "A verified backup is taken before these run; any failure restores it automatically."
-        )
+        if kind == TRANSACTION:
+            self.stdout.write(
+                "Rollback: database transaction. A verified backup is taken before these run and "
+                "kept; they run in one transaction, so any failure is rolled back by the database."
+            )
+        else:
+            self.stdout.write(
+                "Rollback: restore from backup. "
+                "A verified backup is taken before these run; any failure restores it automatically."
+            )

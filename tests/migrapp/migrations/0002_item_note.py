@@ -2,6 +2,8 @@
 
 With MIGRAPP_FAIL=1 it rewrites some rows and then raises, leaving (without safemigrate) a new
 column, half-changed data and the migration unrecorded: the case that loses data on SQLite.
+MIGRAPP_ATOMIC=1 makes it atomic; MIGRAPP_SQL appends a RunSQL statement (seen in the plan) and
+MIGRAPP_PYSQL a RunPython that executes one (not seen until it runs), e.g. VACUUM.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ def clear_notes(apps, schema_editor):
         item.save()
 
 
+def run_sql(apps, schema_editor):
+    schema_editor.execute(os.environ["MIGRAPP_PYSQL"])
+
+
 class Migration(migrations.Migration):
-    atomic = False
+    atomic = os.environ.get("MIGRAPP_ATOMIC") == "1"
     dependencies = [("migrapp", "0001_initial")]
 
     operations = [
@@ -49,3 +55,7 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(fill_notes, clear_notes),
     ]
+    if os.environ.get("MIGRAPP_SQL"):
+        operations.append(migrations.RunSQL(os.environ["MIGRAPP_SQL"], migrations.RunSQL.noop))
+    if os.environ.get("MIGRAPP_PYSQL"):
+        operations.append(migrations.RunPython(run_sql, migrations.RunPython.noop))
