@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -60,6 +61,7 @@ from safemigrate.codec import (
     CHUNK,
     BackupReader,
     BackupWriter,
+    detect_format,
     file_sha256,
     file_suffix,
     fsync_dir,
@@ -74,18 +76,29 @@ from safemigrate.exceptions import (
     SafeMigrateError,
 )
 from safemigrate.lock import migration_lock
-from safemigrate.manifest import Manifest, _atomic_write, backup_name, clean_reason, update_manifest
+from safemigrate.manifest import (
+    Manifest,
+    _atomic_write,
+    backup_name,
+    clean_reason,
+    manifest_path_for,
+    update_manifest,
+)
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress
 
 logger = logging.getLogger("safemigrate")
 
 FORMAT = "safemigrate-json-dump"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the dump describes itself (a header and an end record inside the file, see ``_carrier``)."""
+CARRIER_KEY = "safemigrate_dump"
 DUMP_MANIFEST_SUFFIX = ".dump-manifest.json"
 CHUNK_SIZE = 2000
 """Rows read per fetch on export and inserted per batch on import."""
 PROGRESS_EVERY = 200_000
+_MAX_LINE = 64 << 20
+"""Bytes a dump's header is read up to: a file without one in its first lines is refused."""
 EXCLUDED_APPS = frozenset({"django_q", "safemigrate"})
 """Installation state, not data: django-q2's queue, task results and schedules (re-registered from
 settings), and safemigrate's own catalogue and run log (rebuilt from the backup folder)."""
@@ -468,9 +481,24 @@ def _write_rows(
     """Write every model's rows into ``sink``; call inside one read snapshot."""
     migrations = _applied_migrations(alias)
     counts: dict[str, int] = {}
+    model_list = dumped_models(alias=alias)
+    carriers = "contenttypes.contenttype" in {_label(m) for m in model_list}
+    sink = _HashedSink(sink)
     first = True
     sink.write(_HEAD)
-    for model in dumped_models(alias=alias):
+    if carriers:
+        header = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "database": alias,
+            "app_version": safemigrate.__version__,
+            "django_version": django.get_version(),
+            "models": [_label(m) for m in model_list],
+            "migrations": migrations,
+        }
+        sink.write(_carrier("backup", {"part": "header", **header}))
+        first = False
+    for model in model_list:
         label = _label(model)
         total = model._base_manager.using(alias).count() if progress else 0
         if progress and total:
@@ -499,8 +527,42 @@ def _write_rows(
                 "Run migrate if its table is missing"
             ) from exc
         counts[label] = written
+    if carriers:
+        # The hash covers every decoded byte before this record: a copy of the dump alone can
+        # be checked (and a truncated one refused) without its sidecar manifest.
+        sink.write(_SEP)
+        end = {"part": "end", "rows": counts, "sha256": sink.sha256.hexdigest()}
+        sink.write(_carrier("migrationrun", end))
     sink.write(_EMPTY_TAIL if first else _TAIL)
     return counts, migrations
+
+
+def _carrier(model: str, info: dict[str, Any]) -> bytes:
+    """A self-description record that ``loaddata`` reads as a plain fixture object.
+
+    It is the content type of one of safemigrate's own models (which ``migrate`` creates in every
+    database that has safemigrate, so ``loaddata`` merges it by natural key and changes nothing),
+    with the description in an extra top-level key that Django's deserializer ignores. Our import
+    reads the description and loads no row from it.
+    """
+    obj = {
+        "model": "contenttypes.contenttype",
+        "fields": {"app_label": "safemigrate", "model": model},
+        CARRIER_KEY: info,
+    }
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+class _HashedSink:
+    """Passes bytes on and hashes them (the end record's ``sha256``)."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.target.write(data)
 
 
 class _BackgroundSink:
@@ -653,29 +715,32 @@ def _sidecar_bytes(result: JsonDumpResult, database_name: str, backup: Manifest 
 # --- import -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _DumpInfo:
-    """The parts of a dump's sidecar manifest that the import checks."""
+    """What the import checks: the sidecar manifest's fields, or the dump's own header."""
 
     path: Path
-    sha256: str
-    size: int
+    sha256: str | None
+    """Of the stored file; None when only the header inside the file is known."""
+    size: int | None
     compression: str
     encryption: str | None
     models: dict[str, int]
+    """Rows per model; the counts are -1 when only the header is known (the end record has them)."""
     migrations: dict[str, list[str]]
 
 
 def read_dump_manifest(path: Path) -> _DumpInfo:
-    """The sidecar of the dump at ``path``; a clear RestoreError when it is missing or foreign."""
+    """What to check the dump at ``path`` against: its sidecar manifest, else its own header.
+
+    A clear RestoreError when neither is there (a dump made before format 2 copied without its
+    sidecar) or the file is no dump at all.
+    """
     sidecar = dump_manifest_path(path)
     if not path.is_file():
         raise RestoreError(f"no JSON dump at {path}")
     try:
         data = json.loads(sidecar.read_text())
-    except FileNotFoundError as exc:
-        raise RestoreError(
-            f"{path.name} has no dump manifest beside it ({sidecar.name}); restore --json needs "
-            "it to check the dump: copy it with the dump"
-        ) from exc
+    except FileNotFoundError:
+        return _read_dump_header(path)
     except ValueError as exc:
         raise RestoreError(f"{sidecar} is not a safemigrate dump manifest ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -699,7 +764,83 @@ def read_dump_manifest(path: Path) -> _DumpInfo:
         raise RestoreError(f"{sidecar} is not a complete dump manifest (missing {exc})") from exc
 
 
+def _dump_compression(path: Path) -> tuple[str, bool]:
+    """(compression, encrypted) of a dump from its name (``….json.zst.enc``), else its first bytes."""
+    name = path.name.lower()
+    encrypted = name.endswith(".enc")
+    stem = name.removesuffix(".enc")
+    for compression in ("zstd", "gzip", "none"):
+        if stem.endswith("json" + file_suffix(compression, False)):
+            return compression, encrypted
+    compression, encrypted = detect_format(path)
+    if encrypted:
+        raise RestoreError(
+            f"{path.name}: cannot tell how this encrypted dump is compressed from its name; give it "
+            "its original name (….json.zst.enc, ….json.gz.enc or ….json.enc)"
+        )
+    return compression, False
+
+
+def _read_dump_header(path: Path) -> _DumpInfo:
+    """The header record inside a format-2 dump (the dump was copied without its sidecar)."""
+    if manifest_path_for(path).is_file() or ".json" not in path.name.lower():
+        raise RestoreError(
+            f"{path.name} is a database backup, not a JSON dump: restore it with "
+            f"`manage.py restore --file {path}` (or by its name); restore --json takes a ….json… dump"
+        )
+    compression, encrypted = _dump_compression(path)
+    with path.open("rb") as f:
+        reader = BackupReader(
+            f, compression=compression, encrypted=encrypted, key=get_settings().encryption_key, name=path.name
+        )
+        head = b""
+        while head.count(b"\n") < 2 and len(head) < _MAX_LINE:
+            chunk = reader.read(64 * 1024)
+            if not chunk:
+                break
+            head += chunk
+    lines = head.split(b"\n")
+    header: Any = None
+    if len(lines) > 2 and lines[0].strip() == b"[":
+        try:
+            header = orjson.loads(lines[1].rstrip(b","))
+        except orjson.JSONDecodeError:
+            header = None
+    info = header.get(CARRIER_KEY) if isinstance(header, dict) else None
+    if not isinstance(info, dict) or info.get("part") != "header" or info.get("format") != FORMAT:
+        raise RestoreError(
+            f"{path.name} has no dump manifest beside it ({dump_manifest_path(path).name}) and does "
+            "not describe itself (made before safemigrate wrote format 2, or not a safemigrate dump); "
+            "copy the manifest with the dump"
+        )
+    if not isinstance(info.get("version"), int) or info["version"] > FORMAT_VERSION:
+        raise RestoreError(
+            f"{path.name} is dump format {info.get('version')!r}, newer than this code reads "
+            f"({FORMAT_VERSION}); load it with the safemigrate version that made it"
+        )
+    labels, migrations = info.get("models"), info.get("migrations")
+    if not (
+        isinstance(labels, list)
+        and all(isinstance(label, str) for label in labels)
+        and isinstance(migrations, dict)
+        and all(isinstance(k, str) and isinstance(v, list) for k, v in migrations.items())
+        and all(isinstance(n, str) for v in migrations.values() for n in v)
+    ):
+        raise RestoreError(f"{path.name}: its header is damaged (models or migrations); use another dump")
+    return _DumpInfo(
+        path=path,
+        sha256=None,
+        size=None,
+        compression=compression,
+        encryption="aes-256-gcm" if encrypted else None,
+        models=dict.fromkeys(labels, -1),
+        migrations={k: list(v) for k, v in migrations.items()},
+    )
+
+
 def _check_file(info: _DumpInfo) -> None:
+    if info.size is None or info.sha256 is None:
+        return  # only the header is known: the end record's hash is checked while loading
     actual = info.path.stat().st_size
     if actual != info.size:
         raise ChecksumMismatch(
@@ -1073,18 +1214,24 @@ def _load(
                 _delete_rows(cursor, model_list, connection)
             importer = _Importer(name, alias=alias, model_list=model_list, progress=progress)
             counts = importer.run(_lines(reader), cursor)
-            counts = {label: counts.get(label, 0) for label in info.models} | counts
         reader.check(info.sha256)
-        differ = sorted(
-            k for k in set(counts) | set(info.models) if counts.get(k, 0) != info.models.get(k, 0)
-        )
-        if differ:
-            label = differ[0]
-            raise RestoreError(
-                f"{name} does not hold the rows its manifest lists ({label}: "
-                f"{counts.get(label, 0)} rows, manifest says {info.models.get(label, 0)}); "
-                "the database was not changed"
+        if info.sha256 is None and importer.end_rows is None:
+            raise ChecksumMismatch(
+                f"{name} ends without its end record: the file is truncated; the database was not changed"
             )
+        listed = [] if info.sha256 is None else [("its manifest", "manifest", info.models)]
+        if importer.end_rows is not None:
+            listed.append(("its end record", "end record", importer.end_rows))
+        for where, short, expected in listed:
+            differ = sorted(k for k in set(counts) | set(expected) if counts.get(k, 0) != expected.get(k, 0))
+            if differ:
+                label = differ[0]
+                raise RestoreError(
+                    f"{name} does not hold the rows {where} lists ({label}: "
+                    f"{counts.get(label, 0)} rows, {short} says {expected.get(label, 0)}); "
+                    "the database was not changed"
+                )
+        counts = {label: counts.get(label, 0) for label in listed[-1][2]} | counts if listed else counts
         try:
             connection.check_constraints(table_names=[m._meta.db_table for m in model_list])
         except DatabaseError as exc:
@@ -1116,24 +1263,60 @@ class _Importer:
         self.counts: dict[str, int] = {}
         self.batch: _Batch | None = None
         self.total = 0
+        self.sha256 = hashlib.sha256()
+        """Of the decoded lines so far: what the end record's ``sha256`` covers."""
+        self.header = False
+        self.end_rows: dict[str, int] | None = None
 
     def run(self, lines: Iterable[bytes], cursor: Any) -> dict[str, int]:
         numbered = enumerate(lines, start=1)
-        if next(numbered, (1, b""))[1].strip() != b"[":
+        first = next(numbered, (1, b""))[1]
+        if first.strip() != b"[":
             raise RestoreError(f"{self.name} is not a JSON dump (it does not start with '[')")
+        self.sha256.update(first + b"\n")
         for number, line in numbered:
             if line == b"]":
                 for after, rest in numbered:
                     if rest.strip():
                         raise RestoreError(f"{self.name} has data after its end (line {after})")
                 break
-            self._add(number, self._parse(number, line), cursor)
+            if self.end_rows is not None:
+                raise RestoreError(f"{self.name} has rows after its end record (line {number})")
+            obj = self._parse(number, line)
+            if CARRIER_KEY in obj:
+                self._describe(number, obj[CARRIER_KEY])
+            else:
+                self._add(number, obj, cursor)
+            self.sha256.update(line + b"\n")
         else:
             raise ChecksumMismatch(
                 f"{self.name} is truncated (it ends without ']'); the database was not changed"
             )
         self._flush(cursor)
         return self.counts
+
+    def _describe(self, number: int, info: Any) -> None:
+        """A header or end record (see ``_carrier``): checked, never loaded as a row."""
+        part = info.get("part") if isinstance(info, dict) else None
+        if part == "header" and number == 2:
+            self.header = True
+            return
+        if part == "end" and self.header:
+            rows, digest = info.get("rows"), info.get("sha256")
+            if not (
+                isinstance(rows, dict)
+                and all(isinstance(k, str) and type(v) is int for k, v in rows.items())
+                and isinstance(digest, str)
+            ):
+                raise RestoreError(f"line {number} of {self.name}: its end record is damaged")
+            if digest != self.sha256.hexdigest():
+                raise ChecksumMismatch(
+                    f"{self.name} is damaged: its content does not match the checksum in its end "
+                    "record; the database was not changed. Use another dump"
+                )
+            self.end_rows = rows
+            return
+        raise RestoreError(f"line {number} of {self.name}: a dump description out of place ({part!r})")
 
     def _parse(self, number: int, line: bytes) -> dict[str, Any]:
         try:

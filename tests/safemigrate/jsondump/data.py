@@ -67,20 +67,31 @@ def add_fitness_data(using: str = "default") -> None:
     )
 
 
-def decoded(path: Path) -> bytes:
-    """The JSON text of a dump (decompressed, and decrypted with the current key)."""
+def decoded(path: Path, *, compression: str | None = None, encrypted: bool = False) -> bytes:
+    """The JSON text of a dump (decompressed, and decrypted with the current key); the format
+    comes from its sidecar unless ``compression`` is given."""
     from safemigrate.conf import get_settings
 
-    info = json.loads(path.with_name(path.name + ".dump-manifest.json").read_text())
+    if compression is None:
+        info = json.loads(path.with_name(path.name + ".dump-manifest.json").read_text())
+        compression, encrypted = info["compression"], bool(info["encryption"])
     with path.open("rb") as f:
         reader = BackupReader(
             f,
-            compression=info["compression"],
-            encrypted=bool(info["encryption"]),
+            compression=compression,
+            encrypted=encrypted,
             key=get_settings().encryption_key,
             name=path.name,
         )
         return reader.read()  # type: ignore[no-any-return]
+
+
+def write_stored(path: Path, data: bytes, *, compression: str) -> None:
+    """Store ``data`` as a dump file (no sidecar touched)."""
+    with path.open("wb") as f:
+        writer = BackupWriter(f, compression=compression)
+        writer.write(data)
+        writer.finish()
 
 
 def rewrite_dump(
@@ -92,7 +103,7 @@ def rewrite_dump(
     well-formed file that says something wrong."""
     sidecar = path.with_name(path.name + ".dump-manifest.json")
     info = json.loads(sidecar.read_text())
-    data = b"\n".join(edit(decoded(path).split(b"\n")))
+    data = b"\n".join(reseal(edit(decoded(path).split(b"\n"))))
     with path.open("wb") as f:
         writer = BackupWriter(f, compression=info["compression"])
         writer.write(data)
@@ -100,6 +111,27 @@ def rewrite_dump(
     info.update(sha256=stats.sha256, size=stats.size, raw_sha256=stats.raw_sha256, raw_size=stats.raw_size)
     manifest(info)
     sidecar.write_text(json.dumps(info))
+
+
+def reseal(lines: list[bytes]) -> list[bytes]:
+    """Make the dump's end record match edited lines again (row counts and the hash before it)."""
+    import hashlib
+
+    for n, line in enumerate(lines):
+        obj = json.loads(line.rstrip(b",")) if line.startswith(b"{") else None
+        if obj and obj.get("safemigrate_dump", {}).get("part") == "end":
+            rows: dict[str, int] = {}
+            for before in lines[1:n]:
+                item = json.loads(before.rstrip(b","))
+                if "safemigrate_dump" not in item:
+                    rows[item["model"]] = rows.get(item["model"], 0) + 1
+            old = obj["safemigrate_dump"]["rows"]
+            obj["safemigrate_dump"]["rows"] = {label: rows.get(label, 0) for label in old} | rows
+            obj["safemigrate_dump"]["sha256"] = hashlib.sha256(
+                b"".join(x + b"\n" for x in lines[:n])
+            ).hexdigest()
+            lines[n] = json.dumps(obj).encode()
+    return lines
 
 
 def edit_object(model: str, index: int, change: Callable[[dict[str, Any]], None]):

@@ -19,7 +19,8 @@ from tests.safemigrate.jsondump.data import TRACKER, decoded, table_rows
 
 
 def objects(path) -> list[dict]:
-    return json.loads(decoded(path))
+    """The dump's rows (without its header and end records)."""
+    return [o for o in json.loads(decoded(path)) if "safemigrate_dump" not in o]
 
 
 @pytest.mark.usefixtures("fitness_data")

@@ -9,13 +9,14 @@ import pytest
 from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
 
 from fitnessdb.tracker.models import Exercise, WorkoutSet
 from safemigrate.exceptions import ChecksumMismatch, RestoreError
 from safemigrate.jsondump import create_json_dump, dumped_models, load_json_dump
 from safemigrate.manifest import read_manifest
 from tests.safemigrate.jsondump.conftest import empty_database
-from tests.safemigrate.jsondump.data import decoded, edit_object, rewrite_dump, table_rows
+from tests.safemigrate.jsondump.data import decoded, edit_object, rewrite_dump, table_rows, write_stored
 
 # Every model whose rows hold no content type or permission ids (those are the target's own).
 ROWS = tuple(
@@ -153,17 +154,69 @@ def test_load_json_dump__cut_short_inside_rolls_everything_back(dump):
     assert nothing_loaded()
 
 
-def test_load_json_dump__missing_manifest(dump):
+def test_load_json_dump__a_dump_copied_alone_loads_from_its_own_header(dump, tmp_path):
+    """Moving data between machines: the dump file alone carries its checks and migrations."""
+    result, before, *_ = dump
+    alone = tmp_path / "elsewhere" / result.path.name
+    alone.parent.mkdir()
+    result.path.rename(alone)
+
+    loaded = load_json_dump(path=alone, alias="default")
+
+    assert loaded.models == result.models
+    assert table_rows(ROWS) == before
+
+
+def test_load_json_dump__alone_and_damaged_is_refused(dump):
+    """Without the sidecar, the end record's hash still catches an edited row."""
     result, *_ = dump
     result.manifest_path.unlink()
+    text = decoded(result.path, compression="zstd", encrypted=False)
+    lines = text.split(b"\n")
+    n = next(i for i, line in enumerate(lines) if line.startswith(b'{"model":"tracker.workout"'))
+    lines[n] = lines[n].replace(b'"notes":"', b'"notes":"tampered ', 1)
+    write_stored(result.path, b"\n".join(lines), compression="zstd")
+
+    with pytest.raises(ChecksumMismatch, match=r"does not match the checksum in its end record"):
+        load_json_dump(path=result.path, alias="default")
+    assert nothing_loaded()
+
+
+def test_load_json_dump__alone_and_cut_short_is_refused(dump):
+    result, *_ = dump
+    result.manifest_path.unlink()
+    lines = decoded(result.path, compression="zstd", encrypted=False).split(b"\n")
+    write_stored(result.path, b"\n".join([*lines[:-4], b"]", b""]), compression="zstd")
+
+    with pytest.raises(ChecksumMismatch, match=r"ends without its end record: the file is truncated"):
+        load_json_dump(path=result.path, alias="default")
+    assert nothing_loaded()
+
+
+def test_load_json_dump__missing_manifest_and_no_header(dump):
+    """A dump of format 1 (no header inside) copied without its sidecar: say what to copy."""
+    result, *_ = dump
+    result.manifest_path.unlink()
+    lines = decoded(result.path, compression="zstd", encrypted=False).split(b"\n")
+    write_stored(result.path, b"\n".join([lines[0], *lines[2:]]), compression="zstd")
 
     with pytest.raises(RestoreError) as excinfo:
         load_json_dump(path=result.path, alias="default")
 
     assert str(excinfo.value) == (
-        f"{result.path.name} has no dump manifest beside it ({result.manifest_path.name}); "
-        "restore --json needs it to check the dump: copy it with the dump"
+        f"{result.path.name} has no dump manifest beside it ({result.manifest_path.name}) and does "
+        "not describe itself (made before safemigrate wrote format 2, or not a safemigrate dump); "
+        "copy the manifest with the dump"
     )
+
+
+def test_loaddata__reads_the_header_and_end_records_as_plain_fixture_objects(dump, tmp_path):
+    """Django's own loaddata still reads a dump: the description rides on content type records."""
+    result, before, *_ = dump
+    plain = tmp_path / "dump.json"
+    plain.write_bytes(decoded(result.path))
+    call_command("loaddata", str(plain), verbosity=0)
+    assert table_rows(ROWS) == before
 
 
 def test_load_json_dump__from_another_project(dump):
@@ -323,3 +376,18 @@ def test_load_json_dump__failed_replace_keeps_the_old_data(dump):
 def test_load_json_dump__no_such_file(transactional_db, tmp_path):
     with pytest.raises(RestoreError, match=rf"^no JSON dump at {tmp_path}/nope\.json\.zst$"):
         load_json_dump(path=tmp_path / "nope.json.zst", alias="default")
+
+
+def test_load_json_dump__a_database_backup_points_to_restore(transactional_db, backup_dir):
+    """restore --json given a database backup said "no dump manifest"; say what it is instead."""
+    from safemigrate.backup import create_backup
+
+    backup = create_backup(alias="default", reason="manual")
+
+    with pytest.raises(RestoreError) as excinfo:
+        load_json_dump(path=backup.manifest.file_path, alias="default")
+
+    assert str(excinfo.value).startswith(
+        f"{backup.manifest.file} is a database backup, not a JSON dump: restore it with "
+        f"`manage.py restore --file {backup.manifest.file_path}`"
+    )
