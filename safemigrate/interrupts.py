@@ -59,11 +59,12 @@ def interruptible() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def deferred() -> Iterator[list[int]]:
+def deferred(*, reraise: bool = True) -> Iterator[list[int]]:
     """Hold SIGINT/SIGTERM until the block ends; yields the list of signals held.
 
     Outside a guarded section, a held SIGINT is raised as KeyboardInterrupt once the block is done
-    (a stand-alone restore stops after its swap); inside one, the section decides what it means.
+    (a stand-alone restore stops after its swap) unless ``reraise`` is False; inside one, the
+    section decides what it means.
     """
     global _depth
     with _installed() if _depth == 0 and _sections == 0 else contextlib.nullcontext():
@@ -75,6 +76,6 @@ def deferred() -> Iterator[list[int]]:
             yield held
         finally:
             _depth -= 1
-    if _depth == 0 and _sections == 0 and signal.SIGINT in held:
+    if reraise and _depth == 0 and _sections == 0 and signal.SIGINT in held:
         _pending.clear()
         raise KeyboardInterrupt

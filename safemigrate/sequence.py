@@ -87,17 +87,17 @@ class _Run:
             logger.debug("migration run not recorded: %s", exc)
 
 
-def _failed_step(alias: str, plan: MigrationPlan) -> str:
-    """The first planned migration that did not end up (un)applied: the one that failed."""
+def _failed_step(alias: str, plan: MigrationPlan, *, checking: bool = True) -> str:
+    """What failed: the first planned migration not (un)applied, else the post-migration check."""
     try:
         applied = set(MigrationRecorder(connections[alias]).applied_migrations())
     except Exception:  # noqa: BLE001 - the connection may be broken by the failure
-        return plan.steps[0].label if plan.steps else "?"
+        return f"migration {plan.steps[0].label}" if plan.steps else "the migration"
     for step in plan.steps:
         done = ((step.app_label, step.name) in applied) != step.backwards
         if not done:
-            return step.label
-    return "the post-migration check"
+            return f"migration {step.label}"
+    return "the post-migration check" if checking else "a post_migrate handler"
 
 
 def _post_check(alias: str, plan: MigrationPlan) -> None:
@@ -135,53 +135,79 @@ def safe_migrate(
         run_migrate()
         return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
 
-    with migration_lock(alias=alias):
-        plan = pending_plan(alias=alias, app_label=app_label, target=target)
-        if plan.is_empty:  # another process applied it while we waited for the lock
-            run_migrate()
-            return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
-        if not plan.has_applied_migrations:
-            # A brand-new database has nothing to lose: Django as usual, with no backup, but under
-            # the lock, so containers starting together on a fresh volume build it only once.
-            try:
-                run_migrate()
-            except (SafeMigrateError, CommandError):
-                raise  # already one clear line (e.g. a bad target named by Django)
-            except Exception as exc:
-                raise MigrationFailed(
-                    f"migration {_failed_step(alias, plan)} failed on a new, empty database "
-                    f"({exc}); no backup was needed and none was taken. Fix the migration, then "
-                    "delete the half-built database (or run migrate again if it is a server "
-                    "database you can empty) and run safemigrate again"
-                ) from exc
-            return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
-        labels = plan.labels()
-        adapter = get_adapter(alias)
-        kind = adapter.rollback_kind(plan)
-        run = _Run(alias=alias, labels=labels, started=started, started_at=datetime.now(UTC), rollback=kind)
-        logger.info("safemigrate on %s (%s rollback): %s", alias, kind, ", ".join(labels))
-        # From here on SIGTERM (a container stop) is an interrupt like Ctrl-C: every step below
-        # ends through its own clean-up, never through Python's default handler.
-        with interrupts.interruptible():
-            backup = _checked_backup(run, progress=progress)
-            try:
-                if kind == TRANSACTION:
-                    kind = _migrate_in_transaction(run, plan, backup, run_migrate, progress)
-                if kind == RESTORE:
-                    _migrate_or_restore(run, plan, backup, run_migrate, progress)
-            except KeyboardInterrupt as exc:  # between steps: no migration had started
-                with interrupts.deferred():
-                    run.record("refused", backup=backup, error=_interrupted(exc))
+    # From the lock on, SIGTERM (a container stop) is an interrupt like Ctrl-C: every step ends
+    # through its own clean-up and one line, never through Python's default handler.
+    result: SafeMigrateResult | None = None
+    with interrupts.interruptible():
+        try:
+            with migration_lock(alias=alias):
+                result = _locked(
+                    alias=alias,
+                    run_migrate=run_migrate,
+                    app_label=app_label,
+                    target=target,
+                    progress=progress,
+                    started=started,
+                )
+        except KeyboardInterrupt as exc:  # escaped between the steps, where nothing was running
+            if result is None:
                 raise SafeMigrateError(
                     f"{_interrupted(exc)} before migrating: the database is unchanged; run safemigrate again"
                 ) from exc
-        duration = time.monotonic() - started
-    if after_success is not None:
+            logger.warning("interrupted while releasing the lock; the migration is applied")
+        if result.status == "applied" and after_success is not None:
+            with interrupts.deferred():
+                try:
+                    after_success(alias)
+                except Exception as exc:  # noqa: BLE001 - rotation is housekeeping, not the migration
+                    logger.warning("could not queue rotation after migrating: %s", exc)
+    return result
+
+
+def _locked(
+    *,
+    alias: str,
+    run_migrate: Callable[[], None],
+    app_label: str | None,
+    target: str | None,
+    progress: Progress | None,
+    started: float,
+) -> SafeMigrateResult:
+    plan = pending_plan(alias=alias, app_label=app_label, target=target)
+    if plan.is_empty:  # another process applied it while we waited for the lock
+        run_migrate()
+        return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
+    if not plan.has_applied_migrations:
+        # A brand-new database has nothing to lose: Django as usual, with no backup, but under
+        # the lock, so containers starting together on a fresh volume build it only once.
         try:
-            after_success(alias)
-        except Exception as exc:  # noqa: BLE001 - rotation is housekeeping, not the migration
-            logger.warning("could not queue rotation after migrating: %s", exc)
-    return SafeMigrateResult("applied", labels, backup, duration)
+            run_migrate()
+        except (SafeMigrateError, CommandError):
+            raise  # already one clear line (e.g. a bad target named by Django)
+        except (Exception, KeyboardInterrupt) as exc:
+            reason = _reason(exc)
+            raise MigrationFailed(
+                f"{_failed_step(alias, plan)} failed on a new, empty database "
+                f"({reason}); no backup was needed and none was taken. Fix the migration, then "
+                "delete the half-built database (or run migrate again if it is a server "
+                "database you can empty) and run safemigrate again"
+            ) from exc
+        return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
+    labels = plan.labels()
+    kind = get_adapter(alias).rollback_kind(plan)
+    run = _Run(alias=alias, labels=labels, started=started, started_at=datetime.now(UTC), rollback=kind)
+    logger.info("safemigrate on %s (%s rollback): %s", alias, kind, ", ".join(labels))
+    backup = _checked_backup(run, progress=progress)
+    try:
+        if kind == TRANSACTION:
+            kind = _migrate_in_transaction(run, plan, backup, run_migrate, progress)
+        if kind == RESTORE:
+            _migrate_or_restore(run, plan, backup, run_migrate, progress)
+    except KeyboardInterrupt as exc:  # between steps: no migration had started
+        with interrupts.deferred():
+            run.record("refused", backup=backup, error=_interrupted(exc))
+        raise
+    return SafeMigrateResult("applied", labels, backup, time.monotonic() - started)
 
 
 def _interrupted(exc: BaseException) -> str:
@@ -239,8 +265,10 @@ def _migrate_in_transaction(
             "nothing was changed. Another process may hold a long write transaction: try again"
         ) from exc
     failure: BaseException | None = None
+    checking = False
     try:
         run_migrate()
+        checking = True
         _post_check(alias, plan)
     except BaseException as exc:  # noqa: BLE001 - whatever it is, it is a ROLLBACK
         failure = exc
@@ -256,7 +284,7 @@ def _migrate_in_transaction(
                     logger.warning("interrupt received while committing; the migration is committed")
                 _applied(run, backup, rollback=TRANSACTION)
                 return None
-        failed = failed or _failed_step(alias, plan)
+        failed = failed or _failed_step(alias, plan, checking=checking)
         try:
             adapter.end_migration(commit=False)
         except BaseException as exc:  # noqa: BLE001 - closing the connection ends it too
@@ -278,15 +306,15 @@ def _migrate_in_transaction(
         logger.warning("%s cannot run inside a transaction (%s); using the restore path", failed, reason)
         if progress:
             progress(
-                f"Migration {failed} runs a statement that cannot be inside a transaction ({reason}); "
+                f"{_upper_first(failed)} runs a statement that cannot be inside a transaction ({reason}); "
                 "rolled back, nothing was written; migrating again with restore from the backup as undo"
             )
         return RESTORE
-    logger.error("migration %s failed (%s); rolled back by the database transaction", failed, reason)
+    logger.error("%s failed (%s); rolled back by the database transaction", failed, reason)
     with interrupts.deferred():
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}", rollback=TRANSACTION)
     raise MigrationFailed(
-        f"migration {failed} failed ({reason}); rolled back by the database transaction — nothing "
+        f"{failed} failed ({reason}); rolled back by the database transaction — nothing "
         f"was written; the pre-migration backup {backup.manifest.name} is kept. Fix the migration "
         "and run safemigrate again"
     ) from failure
@@ -300,18 +328,20 @@ def _migrate_or_restore(
     progress: Progress | None,
 ) -> None:
     """The plan as Django runs it; a failure restores the pre-migration backup."""
+    checking = False
     try:
         run_migrate()
+        checking = True
         _post_check(run.alias, plan)
         with interrupts.deferred():
             _applied(run, backup, rollback=RESTORE)
     except BaseException as exc:  # noqa: BLE001 - whatever it is, it is undone
         with interrupts.deferred():  # a second Ctrl-C cannot cut the restore short
-            failed = _failed_step(run.alias, plan)
+            failed = _failed_step(run.alias, plan, checking=checking)
             reason = _reason(exc)
-            logger.error("migration %s failed (%s); restoring %s", failed, reason, backup.manifest.name)
+            logger.error("%s failed (%s); restoring %s", failed, reason, backup.manifest.name)
             if progress:
-                progress(f"Migration {failed} failed: restoring {backup.manifest.name}")
+                progress(f"{_upper_first(failed)} failed: restoring {backup.manifest.name}")
             _restore_after_failure(run, backup=backup, progress=progress, failed=failed, reason=reason)
             raise MigrationFailed(_restored_message(failed, reason, backup)) from exc
 
@@ -319,6 +349,10 @@ def _migrate_or_restore(
 def _applied(run: _Run, backup: BackupResult, *, rollback: str) -> None:
     catalogue.sync_catalogue(alias=run.alias)  # the backup table may be new in this plan
     run.record("applied", backup=backup, rollback=rollback)
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -329,7 +363,7 @@ def _reason(exc: BaseException | None) -> str:
 
 def _restored_message(failed: str, reason: str, backup: BackupResult) -> str:
     return (
-        f"migration {failed} failed ({reason}); the database was restored from "
+        f"{failed} failed ({reason}); the database was restored from "
         f"{backup.manifest.name} and is as it was before. Fix the migration and run "
         "safemigrate again"
     )
@@ -364,7 +398,7 @@ def _restore_after_failure(
                 "failed", backup=backup, error=f"{failed}: {reason}; rollback failed: {exc}", rollback=RESTORE
             )
             raise MigrationFailed(
-                f"migration {failed} failed ({reason}) AND the automatic restore failed ({exc}); "
+                f"{failed} failed ({reason}) AND the automatic restore failed ({exc}); "
                 f"restore by hand: manage.py restore {backup.manifest.name} --no-safety-backup --noinput"
             ) from exc
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}", rollback=RESTORE)

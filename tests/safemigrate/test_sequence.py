@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from io import StringIO
 
 import pytest
@@ -71,3 +72,52 @@ def test_safemigrate__failing_migration_rolls_back_to_identical_content(at_0001,
 def test_safemigrate__nothing_to_apply_takes_no_backup(backup_dir):
     call_command("migrate", stdout=StringIO())
     assert not backup_dir.exists() or not list(backup_dir.iterdir())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_safemigrate__second_ctrl_c_during_the_rollback_is_held(at_0001, monkeypatch):
+    """A real SIGINT sent while the ROLLBACK runs: it completes, and the line says so."""
+    from safemigrate.vendors.sqlite import Adapter
+
+    before = dump_all_tables()
+    end_migration = Adapter.end_migration
+
+    def interrupted_end(self, *, commit):
+        os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C, delivered during the ROLLBACK
+        return end_migration(self, commit=commit)
+
+    monkeypatch.setattr(Adapter, "end_migration", interrupted_end)
+    monkeypatch.setenv("MIGRAPP_FAIL", "1")
+    with pytest.raises(CommandError, match=r"rolled back by the database transaction — nothing was written"):
+        call_command("migrate", stdout=StringIO())
+    assert _content(dump_all_tables()) == _content(before)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_safemigrate__ctrl_c_during_the_restore_path_is_held(at_0001, monkeypatch):
+    """On the restore path a Ctrl-C while restoring cannot cut it short or make it look failed."""
+    from safemigrate.vendors.sqlite import Adapter
+
+    before = dump_all_tables()
+    monkeypatch.setattr(Adapter, "rollback_kind", lambda self, plan: "restore")
+    monkeypatch.setenv("MIGRAPP_FAIL", "1")
+
+    class Interrupting(StringIO):
+        def write(self, text):
+            if "restoring" in text or "replacing the live database" in text:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().write(text)
+
+    with pytest.raises(
+        CommandError,
+        match=r"failed half-way\); the database was restored from backup-pre_migrate-\S+ and is as it "
+        r"was before",
+    ):
+        call_command("migrate", stdout=Interrupting())
+    assert _content(dump_all_tables()) == _content(before)
+    run = MigrationRun.objects.latest("started")
+    assert (run.status, run.rollback) == ("rolled_back", "restore")
+
+
+def _content(tables: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    return {t: rows for t, rows in tables.items() if not t.startswith("safemigrate_")}

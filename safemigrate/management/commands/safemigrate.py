@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as MigrateCommand
 
+from safemigrate import interrupts
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.management.base import command_error
 from safemigrate.plan import pending_plan
@@ -66,17 +67,18 @@ class Command(MigrateCommand):
             )
         except SafeMigrateError as exc:
             raise command_error(exc) from exc
-        if result.backup is not None:
-            from safemigrate.tasks import queue_offsite_copy
+        with interrupts.deferred(reraise=False):  # applied: a late Ctrl-C cannot hide that
+            if result.backup is not None:
+                from safemigrate.tasks import queue_offsite_copy
 
-            queue_offsite_copy(alias=database, name=result.backup.manifest.name)
-        if result.backup is not None and options["verbosity"] >= 1:
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"Applied {len(result.plan)} migration(s) safely in {result.duration:.2f}s; "
-                    f"backup {result.backup.manifest.name}"
+                queue_offsite_copy(alias=database, name=result.backup.manifest.name)
+            if result.backup is not None and options["verbosity"] >= 1:
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"Applied {len(result.plan)} migration(s) safely in {result.duration:.2f}s; "
+                        f"backup {result.backup.manifest.name}"
+                    )
                 )
-            )
         return None
 
     def _print_risky_plan(self, database: str, options: dict[str, Any]) -> None:
