@@ -14,12 +14,13 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
 
 from safemigrate import catalogue
 from safemigrate.backup import BackupResult, create_backup
@@ -85,7 +86,7 @@ class _Run:
         try:
             MigrationRun.objects.create(
                 started=self.started_at,
-                finished=datetime.now(UTC),
+                finished=timezone.now(),  # naive local time when USE_TZ is False
                 duration=time.monotonic() - self.started,
                 database=self.alias,
                 status=status,
@@ -168,7 +169,7 @@ def safe_migrate(
                 ) from exc
             return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
         labels = plan.labels()
-        run = _Run(alias=alias, labels=labels, started=started, started_at=datetime.now(UTC))
+        run = _Run(alias=alias, labels=labels, started=started, started_at=timezone.now())
         logger.info("safemigrate on %s: %s", alias, ", ".join(labels))
         if progress:
             progress(f"Checking {get_adapter(alias).database_name()} before migrating")
