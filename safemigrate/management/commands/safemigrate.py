@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from io import StringIO
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.core.management.commands.migrate import Command as MigrateCommand
+from django.db.migrations.exceptions import InconsistentMigrationHistory, NodeNotFoundError
 
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.management.base import command_error
@@ -14,6 +16,9 @@ from safemigrate.sequence import safe_migrate
 
 
 class Command(MigrateCommand):
+    risk_plan = True
+    """``safemigrate --plan`` annotates risks; ``migrate --plan`` (migrate.py) prints Django's own plan."""
+
     help = (
         "Updates database schema safely: checks the database, takes a verified backup, migrates, "
         "checks again, and restores the backup automatically if anything fails."
@@ -29,7 +34,13 @@ class Command(MigrateCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
-        if options["plan"] and options.get("verbosity", 1) >= 1 and not options["check_unapplied"]:
+        if (
+            self.risk_plan
+            and options["plan"]
+            and options["verbosity"] >= 1
+            and not options["check_unapplied"]
+        ):
+            self._refuse_like_django(*args, **options)
             self._print_risky_plan(database, options)
             return None
         unguarded = (
@@ -42,6 +53,7 @@ class Command(MigrateCommand):
         )
         if unguarded:
             return super().handle(*args, **options)
+        self._refuse_like_django(*args, **options)
 
         def run_migrate() -> None:
             super(Command, self).handle(*args, **options)
@@ -75,6 +87,21 @@ class Command(MigrateCommand):
                 )
             )
         return None
+
+    def _refuse_like_django(self, *args: Any, **options: Any) -> None:
+        """Django's own refusals, in its words, before the lock and the backup.
+
+        Conflicts, inconsistent history, an unknown app or target, ``--run-syncdb`` on an app with
+        migrations: Django's ``--plan`` pass checks all of them and changes nothing, so it is run
+        with its output discarded rather than copied here.
+        """
+        stdout, self.stdout = self.stdout, OutputWrapper(StringIO())
+        try:
+            super().handle(*args, **{**options, "plan": True, "check_unapplied": False, "prune": False})
+        except (InconsistentMigrationHistory, NodeNotFoundError) as exc:
+            raise CommandError(str(exc)) from exc  # Django lets these out as a traceback
+        finally:
+            self.stdout = stdout
 
     def _print_risky_plan(self, database: str, options: dict[str, Any]) -> None:
         try:
