@@ -100,3 +100,14 @@ def test_safemigrate_plan__keeps_the_risk_annotated_plan():
     out = StringIO()
     call_command("safemigrate", "migrapp", "zero", "--plan", stdout=out)
     assert "Unapply migrapp.0001_initial  [destructive]" in out.getvalue()
+
+
+def test_migrate__guarded_run_with_use_tz_false(tmp_path):
+    """Naive datetimes for the catalogue and the run log (whatever SAFEMIGRATE_TEST_USE_TZ says)."""
+    env = {**prepared_db(tmp_path), "SAFEMIGRATE_TEST_USE_TZ": "0"}
+    result = manage("migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Applied 1 migration(s) safely" in result.stdout
+    with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
+        assert conn.execute("SELECT status FROM safemigrate_migrationrun").fetchall() == [("applied",)]
+        assert conn.execute("SELECT COUNT(*) FROM safemigrate_backup WHERE verified").fetchone() == (1,)
