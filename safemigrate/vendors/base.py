@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.exceptions import LockTimeout
+
+logger = logging.getLogger("safemigrate")
 
 Progress = Callable[[str], None]
 
@@ -135,7 +138,14 @@ class VendorAdapter(abc.ABC):
     def lock(self, *, timeout: float, poll: float = 0.2) -> Iterator[None]:
         """Hold the migration lock, waiting up to ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
+        waiting = False
         while not self.try_lock():
+            if not waiting:
+                waiting = True
+                holder = self.lock_holder() or "another process"
+                logger.info(
+                    "waiting up to %.0fs for the lock on %s (%s)", timeout, self.database_name(), holder
+                )
             if time.monotonic() >= deadline:
                 holder = self.lock_holder() or "another process"
                 raise LockTimeout(

@@ -18,6 +18,8 @@ from safemigrate.sequence import safe_migrate
 class Command(MigrateCommand):
     risk_plan = True
     """``safemigrate --plan`` annotates risks; ``migrate --plan`` (migrate.py) prints Django's own plan."""
+    migrating = False
+    """Set once Django's migrate starts changing the database: what an interrupt message may claim."""
 
     help = (
         "Updates database schema safely: checks the database, takes a verified backup, migrates, "
@@ -31,6 +33,20 @@ class Command(MigrateCommand):
             action="store_true",
             help="Migrate without safemigrate's checks, backup and rollback (explicit opt-out).",
         )
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        """Ctrl-C outside the guarded sequence (which undoes a migration itself) is one line too."""
+        self.migrating = False
+        try:
+            return super().execute(*args, **options)
+        except KeyboardInterrupt as exc:
+            if self.migrating:  # an unguarded run (--no-backup, --fake, ...) or the bookkeeping after
+                raise CommandError(
+                    "interrupted after Django's migrate had started; `manage.py showmigrations` "
+                    "shows what was applied",
+                    returncode=130,
+                ) from exc
+            raise CommandError("interrupted before migrating; nothing was changed", returncode=130) from exc
 
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
@@ -52,10 +68,12 @@ class Command(MigrateCommand):
             or options["prune"]
         )
         if unguarded:
+            self.migrating = True
             return super().handle(*args, **options)
         self._refuse_like_django(*args, **options)
 
         def run_migrate() -> None:
+            self.migrating = True
             super(Command, self).handle(*args, **options)
 
         def queue_rotation(alias: str) -> None:
