@@ -17,6 +17,10 @@ def main() -> None:
     except ImproperlyConfigured as exc:
         # A configuration mistake is one clear line, not a traceback.
         sys.exit(f"Configuration error: {exc}")
+    except KeyboardInterrupt:
+        # Ctrl-C that no command turned into its own message (e.g. while Django starts): one line.
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ backup folder alone is enough.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, router
+from django.utils import timezone
 
 from safemigrate.conf import backup_dir_for
 from safemigrate.exceptions import BackupNotFound
@@ -36,10 +38,19 @@ def catalogue_available() -> bool:
     return True
 
 
+def db_datetime(value: datetime | str) -> datetime:
+    """A manifest's (ISO, UTC) time as the database expects it: aware with USE_TZ, else naive local."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if timezone.is_naive(value):  # older manifests; always written in UTC
+        value = value.replace(tzinfo=UTC)
+    return value if settings.USE_TZ else timezone.make_naive(value)
+
+
 def _fields(manifest: Manifest) -> dict[str, object]:
     return {
         "path": str(manifest.file_path),
-        "created": datetime.fromisoformat(manifest.created),
+        "created": db_datetime(manifest.created),
         "reason": manifest.reason,
         "database": manifest.database,
         "vendor": manifest.vendor,
@@ -48,7 +59,7 @@ def _fields(manifest: Manifest) -> dict[str, object]:
         "compression": manifest.compression,
         "encrypted": bool(manifest.encryption),
         "verified": manifest.verified,
-        "verified_at": datetime.fromisoformat(manifest.verified_at) if manifest.verified_at else None,
+        "verified_at": db_datetime(manifest.verified_at) if manifest.verified_at else None,
         "pinned": manifest.pinned,
         "migrations": manifest.migrations,
         "row_counts": manifest.row_counts,

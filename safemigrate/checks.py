@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from croniter import croniter
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.management import get_commands
@@ -30,7 +31,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="safemigrate.E001",
             )
         )
-    if get_commands().get("migrate") != "safemigrate":
+    # Only with safemigrate in the running registry (a project's tests may swap INSTALLED_APPS).
+    if apps.is_installed("safemigrate") and get_commands().get("migrate") != "safemigrate":
         messages.append(
             checks.Error(
                 "`migrate` is not safemigrate's: another app overrides it",

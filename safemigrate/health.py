@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from django.apps import apps
 from django.db import DatabaseError, connections, router
+from django.utils import timezone
 
 from safemigrate import catalogue
 from safemigrate.conf import backup_dir_for, get_settings
@@ -110,7 +111,10 @@ def last_migration_run(*, alias: str = "default") -> LastRun | None:
     return LastRun(
         status=run.status,
         status_display=str(run.get_status_display()),
-        started=run.started,
+        # Naive (local time) when USE_TZ is False; the messages say UTC, so make it so.
+        started=(
+            timezone.make_aware(run.started) if timezone.is_naive(run.started) else run.started
+        ).astimezone(UTC),
         error=run.error,
         backup_name=run.backup_name,
     )

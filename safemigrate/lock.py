@@ -1,7 +1,9 @@
-"""The per-database migration lock, re-entrant within a process.
+"""The per-database migration lock, re-entrant within one thread only.
 
 safemigrate, restore, backup and rotation all take it, so a scheduled backup never runs half-way
-through a migration and rotation never deletes a backup that is being restored.
+through a migration and rotation never deletes a backup that is being restored. Another thread
+of the same process (runserver, gunicorn gthread, two admin clicks) waits like another process:
+the vendor lock is taken on that thread's own connection.
 """
 
 from __future__ import annotations
@@ -13,29 +15,25 @@ from collections.abc import Iterator
 from safemigrate.conf import get_settings
 from safemigrate.vendors import get_adapter
 
-_held: dict[str, int] = {}
-_guard = threading.RLock()
+_held = threading.local()  # alias -> depth, for this thread only
 
 
 @contextlib.contextmanager
 def migration_lock(*, alias: str, timeout: float | None = None) -> Iterator[None]:
     """Hold the lock on database ``alias``; raises LockTimeout naming the holder after ``timeout``."""
-    with _guard:
-        reentrant = bool(_held.get(alias))
-        if reentrant:
-            _held[alias] += 1
-    if reentrant:
+    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    if depth.get(alias):
+        depth[alias] += 1
         try:
             yield
         finally:
-            with _guard:
-                _held[alias] -= 1
+            depth[alias] -= 1
         return
     adapter = get_adapter(alias)
     wait = get_settings().lock_timeout if timeout is None else timeout
     with adapter.lock(timeout=wait):
-        _held[alias] = 1
+        depth[alias] = 1
         try:
             yield
         finally:
-            _held.pop(alias, None)
+            depth.pop(alias, None)

@@ -1,7 +1,8 @@
 """Sidecar manifests: the source of truth for every backup (the catalogue table is rebuilt from them).
 
 A manifest is ``<backup file>.manifest.json`` beside the file, written atomically (temp, fsync,
-rename) with mode 0600.
+rename) with mode 0600. Changes to an existing manifest (pin, verified, off-site copy, JSON dump)
+re-read it under a per-folder file lock, so two of them never undo each other.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
+from safemigrate.codec import fsync_dir
 from safemigrate.exceptions import BackupNotFound, RestoreError
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -117,8 +122,9 @@ def backup_name(*, reason: str, alias: str, extension: str, directory: Path, whe
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write ``path`` so a crash leaves the old or the new content, never a mix (0600, fsynced)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")  # 0600, unique
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -128,6 +134,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)  # the rename durable too
 
 
 def manifest_path_for(file_path: Path) -> Path:
@@ -153,12 +160,21 @@ def read_manifest(path: Path) -> Manifest:
         raise RestoreError(f"{path} is not a safemigrate manifest ({exc})") from exc
 
 
+MANIFEST_LOCK = ".manifests.lock"
+
+
 def update_manifest(manifest: Manifest, **changes: Any) -> Manifest:
-    """Rewrite a manifest with some fields changed (verified, pinned, json_dump)."""
+    """Change some fields of a manifest on disk (pinned, verified, offsite, json_dump).
+
+    A read-modify-write of the file as it is now, not of the caller's copy, under the folder's
+    manifest lock (threads and processes alike): a pin made while a verification runs survives it.
+    """
     if manifest.path is None:
         raise ValueError(f"manifest {manifest.name} has no file to update")
-    updated = replace(manifest, **changes)
-    return write_manifest(updated, manifest.path.parent)
+    directory = manifest.path.parent
+    with FileLock(directory / MANIFEST_LOCK, mode=0o600):
+        updated = replace(read_manifest(manifest.path), **changes)
+        return write_manifest(updated, directory)
 
 
 def list_manifests(directory: Path, *, alias: str | None = None) -> list[Manifest]:

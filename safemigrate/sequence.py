@@ -16,12 +16,13 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
 
 from safemigrate import catalogue, interrupts
 from safemigrate.backup import BackupResult, create_backup
@@ -72,7 +73,7 @@ class _Run:
         try:
             MigrationRun.objects.create(
                 started=self.started_at,
-                finished=datetime.now(UTC),
+                finished=timezone.now(),  # naive local time when USE_TZ is False
                 duration=time.monotonic() - self.started,
                 database=self.alias,
                 status=status,
@@ -195,7 +196,7 @@ def _locked(
         return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
     labels = plan.labels()
     kind = get_adapter(alias).rollback_kind(plan)
-    run = _Run(alias=alias, labels=labels, started=started, started_at=datetime.now(UTC), rollback=kind)
+    run = _Run(alias=alias, labels=labels, started=started, started_at=timezone.now(), rollback=kind)
     logger.info("safemigrate on %s (%s rollback): %s", alias, kind, ", ".join(labels))
     backup = _checked_backup(run, progress=progress)
     try:

@@ -21,3 +21,5 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.migrapp"]
 # django-q2's Conf is frozen at import, so sync mode is set here (tasks run inline in tests).
 Q_CLUSTER = {**Q_CLUSTER, "sync": True, "log_level": "WARNING"}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users
+# CI runs the suite a second time with SAFEMIGRATE_TEST_USE_TZ=0: many projects keep USE_TZ = False.
+USE_TZ = os.environ.get("SAFEMIGRATE_TEST_USE_TZ", "1") != "0"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -38,6 +39,11 @@ DEMO_WEEKS = 6
 BULK_SPAN_DAYS = 3650
 
 ProgressCallback = Callable[[int, int], None]
+
+
+def local_today() -> dt.date:
+    """Today in TIME_ZONE (``localdate()`` refuses the naive ``now()`` of USE_TZ = False)."""
+    return timezone.localdate() if settings.USE_TZ else timezone.now().date()
 
 
 def _rng(seed: int) -> random.Random:
@@ -245,7 +251,7 @@ def seed_demo_data(
     missing rows are created, changed ones updated, stale ones (e.g. from an older run) deleted.
     A body metric the user entered on a demo date is left alone.
     """
-    today = today or timezone.localdate()
+    today = today or local_today()
     days = DEMO_WEEKS * 7
     start = today - dt.timedelta(days=days - 1)
     workout_plan = _plan_demo_workouts(start=start, days=days, rng=_rng(seed))
@@ -402,7 +408,7 @@ def generate_bulk_workouts(
     called after each transaction with the number of workouts created so far.
     """
     started = time.monotonic()
-    today = today or timezone.localdate()
+    today = today or local_today()
     anchor = today - dt.timedelta(days=DEMO_WEEKS * 7)  # the day before the demo weeks
     catalogue = ensure_catalogue(using=using)
     generated = Workout.objects.using(using).filter(notes__startswith=BULK_TAG)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from safemigrate.exceptions import LockTimeout, UnsupportedOperation
 
 if TYPE_CHECKING:
     from safemigrate.plan import MigrationPlan
+
+logger = logging.getLogger("safemigrate")
 
 Progress = Callable[[str], None]
 
@@ -179,7 +182,14 @@ class VendorAdapter(abc.ABC):
     def lock(self, *, timeout: float, poll: float = 0.2) -> Iterator[None]:
         """Hold the migration lock, waiting up to ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
+        waiting = False
         while not self.try_lock():
+            if not waiting:
+                waiting = True
+                holder = self.lock_holder() or "another process"
+                logger.info(
+                    "waiting up to %.0fs for the lock on %s (%s)", timeout, self.database_name(), holder
+                )
             if time.monotonic() >= deadline:
                 holder = self.lock_holder() or "another process"
                 raise LockTimeout(

@@ -12,7 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def project_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SAFEMIGRATE_", "MIGRAPP_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SAFEMIGRATE_", "MIGRAPP_")) or k == "SAFEMIGRATE_TEST_USE_TZ"
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",

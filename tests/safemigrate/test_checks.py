@@ -37,3 +37,17 @@ def test_checks__each_id_defined_once_with_a_hint_and_documented():
     readme = (Path(safemigrate.__file__).parent.parent / "README.md").read_text()
     for check_id in defined:
         assert f"`{check_id}`" in readme, f"{check_id} missing from README"
+
+
+BASE_APPS = ["django.contrib.contenttypes", "django.contrib.auth"]
+
+
+def test_e002__silent_when_the_registry_does_not_include_safemigrate(settings):
+    """A project's test with its own INSTALLED_APPS (override_settings) gets no false error."""
+    settings.INSTALLED_APPS = BASE_APPS
+    assert "safemigrate.E002" not in ids(checks.run_checks())
+
+
+def test_e002__reported_when_an_app_above_safemigrate_overrides_migrate(settings):
+    settings.INSTALLED_APPS = ["tests.migrateoverride", "safemigrate", *BASE_APPS]
+    assert "safemigrate.E002" in ids(checks.run_checks())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.safemigrate.helpers import ROOT, manage, popen, prepared_db, schema, table_dump
+from tests.safemigrate.helpers import ROOT, manage, popen, prepared_db, project_env, schema, table_dump
 
 pytestmark = pytest.mark.slow
 
@@ -85,8 +85,8 @@ def test_safemigrate__two_concurrent_runs_apply_once(tmp_path):
     assert len(backups_in(tmp_path, "pre_migrate")) == 1
 
 
-def test_safemigrate__lock_held_times_out_naming_the_holder(tmp_path):
-    env = prepared_db(tmp_path)
+def hold_lock(env: dict[str, str]) -> subprocess.Popen[str]:
+    """A process holding the migration lock for 30 s (started once it says so)."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -103,9 +103,15 @@ def test_safemigrate__lock_held_times_out_naming_the_holder(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout is not None
+    assert "locked" in holder.stdout.readline()
+    return holder
+
+
+def test_safemigrate__lock_held_times_out_naming_the_holder(tmp_path):
+    env = prepared_db(tmp_path)
+    holder = hold_lock(env)
     try:
-        assert holder.stdout is not None
-        assert "locked" in holder.stdout.readline()
         result = manage("migrate", env={**env, "SAFEMIGRATE_LOCK_TIMEOUT": "1"})
         assert result.returncode == 1
         assert_one_line_error(
@@ -116,6 +122,49 @@ def test_safemigrate__lock_held_times_out_naming_the_holder(tmp_path):
         holder.wait()
     # The kernel dropped the killed holder's lock: the next run goes through.
     assert manage("migrate", env=env).returncode == 0
+
+
+def test_safemigrate__ctrl_c_before_migrating_is_one_line(tmp_path):
+    """Interrupted while waiting for the lock: one line, exit 130, nothing changed or backed up."""
+    env = prepared_db(tmp_path)
+    db = tmp_path / "db.sqlite3"
+    before = table_dump(db)
+    holder = hold_lock(env)
+    try:
+        proc = popen(
+            "migrate", env={**env, "SAFEMIGRATE_LOG_LEVEL": "INFO", "SAFEMIGRATE_LOCK_TIMEOUT": "120"}
+        )
+        assert proc.stderr is not None
+        seen = []
+        while not seen or "waiting up to" not in seen[-1]:
+            line = proc.stderr.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 130, stderr
+    assert_one_line_error(stderr, "interrupted before migrating; nothing was changed")
+    assert table_dump(db) == before
+    assert backups_in(tmp_path, "pre_migrate") == []
+
+
+def test_manage__ctrl_c_no_command_handles_is_one_line(tmp_path):
+    """A KeyboardInterrupt that reaches manage.py (Django starting, a command of Django's) is one line."""
+    marker = tmp_path / "started"
+    proc = popen(
+        "shell",
+        "-c",
+        f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(60)",
+        env=project_env(tmp_path),
+    )
+    assert _wait_for(marker.exists, timeout=60)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert stderr.strip() == "Interrupted."
 
 
 def _limit_file_size(limit: int):

@@ -37,7 +37,7 @@ def test_pending_plan__empty_when_up_to_date():
 
 def test_safemigrate_plan__prints_risks_without_changing_anything(backup_dir):
     out = StringIO()
-    call_command("migrate", "migrapp", "0001", plan=True, stdout=out)
+    call_command("safemigrate", "migrapp", "0001", plan=True, stdout=out)
     text = out.getvalue()
     assert "Unapply migrapp.0002_item_note  [data-changing, destructive]" in text
     assert "non-atomic, yet inside the plan's one transaction on this database" in text

@@ -8,10 +8,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from fitnessdb.tracker import demo_data
-from fitnessdb.tracker.demo import BULK_TAG, DEMO_TAG, DEMO_WEEKS, seed_demo_data
+from fitnessdb.tracker.demo import BULK_TAG, DEMO_TAG, DEMO_WEEKS, local_today, seed_demo_data
 from fitnessdb.tracker.models import (
     BodyMetric,
     Exercise,
@@ -78,7 +77,7 @@ def test_seed_demo__workouts_show_progressive_overload(db):
 
 def test_seed_demo__demo_rows_are_recent_and_tagged(db):
     seed()
-    today = timezone.localdate()
+    today = local_today()
     start = today - dt.timedelta(days=DEMO_WEEKS * 7 - 1)
     dates = Workout.objects.values_list("date", flat=True)
     assert min(dates) >= start
@@ -100,7 +99,7 @@ def test_seed_demo__running_twice_gives_same_counts(db):
 def test_seed_demo__keeps_user_rows(db):
     """A user's own exercise (any case) is reused and their body metric is left untouched."""
     mine = Exercise.objects.create(name="back squat", muscle_group="glutes", equipment="machine")
-    today = timezone.localdate()
+    today = local_today()
     metric = BodyMetric.objects.create(date=today, weight_kg=Decimal("70.00"), notes="mine")
     seed()
     assert Exercise.objects.filter(name__iexact="back squat").count() == 1
@@ -111,7 +110,7 @@ def test_seed_demo__keeps_user_rows(db):
 
 
 def test_seed_demo__rerun_on_a_later_day_replaces_stale_demo_rows(db):
-    today = timezone.localdate()
+    today = local_today()
     seed_demo_data(today=today - dt.timedelta(days=10))
     seed()
     start = today - dt.timedelta(days=DEMO_WEEKS * 7 - 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from safemigrate.management.commands.safemigrate import Command
+from safemigrate.management.commands import safemigrate
 
-__all__ = ["Command"]
+
+class Command(safemigrate.Command):
+    risk_plan = False  # `migrate --plan` prints exactly what Django prints; scripts parse it

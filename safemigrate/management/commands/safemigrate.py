@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from io import StringIO
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 from django.core.management.commands.migrate import Command as MigrateCommand
+from django.db.migrations.exceptions import InconsistentMigrationHistory, NodeNotFoundError
 
 from safemigrate import interrupts
 from safemigrate.exceptions import SafeMigrateError
@@ -17,6 +19,11 @@ from safemigrate.vendors.base import TRANSACTION
 
 
 class Command(MigrateCommand):
+    risk_plan = True
+    """``safemigrate --plan`` annotates risks; ``migrate --plan`` (migrate.py) prints Django's own plan."""
+    migrating = False
+    """Set once Django's migrate starts changing the database: what an interrupt message may claim."""
+
     help = (
         "Updates database schema safely: checks the database, takes a verified backup, migrates, "
         "checks again, and undoes a failure automatically (a transaction rollback where the "
@@ -31,9 +38,29 @@ class Command(MigrateCommand):
             help="Migrate without safemigrate's checks, backup and rollback (explicit opt-out).",
         )
 
+    def execute(self, *args: Any, **options: Any) -> Any:
+        """Ctrl-C outside the guarded sequence (which undoes a migration itself) is one line too."""
+        self.migrating = False
+        try:
+            return super().execute(*args, **options)
+        except KeyboardInterrupt as exc:
+            if self.migrating:  # an unguarded run (--no-backup, --fake, ...) or the bookkeeping after
+                raise CommandError(
+                    "interrupted after Django's migrate had started; `manage.py showmigrations` "
+                    "shows what was applied",
+                    returncode=130,
+                ) from exc
+            raise CommandError("interrupted before migrating; nothing was changed", returncode=130) from exc
+
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
-        if options["plan"] and options.get("verbosity", 1) >= 1 and not options["check_unapplied"]:
+        if (
+            self.risk_plan
+            and options["plan"]
+            and options["verbosity"] >= 1
+            and not options["check_unapplied"]
+        ):
+            self._refuse_like_django(*args, **options)
             self._print_risky_plan(database, options)
             return None
         unguarded = (
@@ -45,9 +72,12 @@ class Command(MigrateCommand):
             or options["prune"]
         )
         if unguarded:
+            self.migrating = True
             return super().handle(*args, **options)
+        self._refuse_like_django(*args, **options)
 
         def run_migrate() -> None:
+            self.migrating = True
             super(Command, self).handle(*args, **options)
 
         def queue_rotation(alias: str) -> None:
@@ -80,6 +110,21 @@ class Command(MigrateCommand):
                     )
                 )
         return None
+
+    def _refuse_like_django(self, *args: Any, **options: Any) -> None:
+        """Django's own refusals, in its words, before the lock and the backup.
+
+        Conflicts, inconsistent history, an unknown app or target, ``--run-syncdb`` on an app with
+        migrations: Django's ``--plan`` pass checks all of them and changes nothing, so it is run
+        with its output discarded rather than copied here.
+        """
+        stdout, self.stdout = self.stdout, OutputWrapper(StringIO())
+        try:
+            super().handle(*args, **{**options, "plan": True, "check_unapplied": False, "prune": False})
+        except (InconsistentMigrationHistory, NodeNotFoundError) as exc:
+            raise CommandError(str(exc)) from exc  # Django lets these out as a traceback
+        finally:
+            self.stdout = stdout
 
     def _print_risky_plan(self, database: str, options: dict[str, Any]) -> None:
         try:

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from safemigrate import catalogue
+from safemigrate.catalogue import db_datetime
 from safemigrate.health import backup_health, database_has_data
 from safemigrate.manifest import read_manifest, update_manifest
 from safemigrate.models import MigrationRun
@@ -36,7 +37,7 @@ def age_backup(backup, hours: float) -> None:
 
 def run(status: str, minutes_ago: int = 0, **fields) -> MigrationRun:
     return MigrationRun.objects.create(
-        started=datetime.now(UTC) - timedelta(minutes=minutes_ago),
+        started=db_datetime(datetime.now(UTC) - timedelta(minutes=minutes_ago)),
         status=status,
         plan=["migrapp.0002_item_note"],
         **fields,

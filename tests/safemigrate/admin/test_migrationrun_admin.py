@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
+from safemigrate.catalogue import db_datetime
 from safemigrate.models import MigrationRun
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def rolled_back(db) -> MigrationRun:
     return MigrationRun.objects.create(
-        started=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+        started=db_datetime(datetime(2026, 1, 2, 3, 4, tzinfo=UTC)),
         duration=2.5,
         status=MigrationRun.Status.ROLLED_BACK,
         plan=["migrapp.0002_item_note"],
@@ -48,7 +49,7 @@ def test_changelist__is_read_only(admin_client, rolled_back):
 @pytest.mark.django_db(transaction=True)
 def test_changelist__links_the_backup_used(admin_client, backup):
     MigrationRun.objects.create(
-        started=datetime.now(UTC), status="applied", backup=backup, backup_name=backup.name
+        started=db_datetime(datetime.now(UTC)), status="applied", backup=backup, backup_name=backup.name
     )
     html = admin_client.get(reverse("admin:safemigrate_migrationrun_changelist")).content.decode()
     link = reverse("admin:safemigrate_backup_change", args=[backup.pk])

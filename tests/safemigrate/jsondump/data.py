@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from safemigrate.catalogue import db_datetime
 from safemigrate.codec import BackupReader, BackupWriter
 
 TRACKER = (
@@ -56,7 +57,7 @@ def add_fitness_data(using: str = "default") -> None:
     Session.objects.db_manager(using).create(
         session_key="k" * 32,
         session_data="e30:1abc",
-        expire_date=dt.datetime(2030, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC),
+        expire_date=db_datetime(dt.datetime(2030, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC)),
     )
     lonely = Workout.objects.db_manager(using).create(date=dt.date(2001, 2, 3), notes="")
     WorkoutSet.objects.db_manager(using).create(

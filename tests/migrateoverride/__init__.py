@@ -1,0 +1,1 @@
+"""A test app that overrides ``migrate``, as some third-party apps do (for safemigrate.E002)."""
