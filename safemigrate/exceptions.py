@@ -41,5 +41,11 @@ class BackupNotFound(SafeMigrateError):
     """No backup matches the given id, name or path."""
 
 
+class Interrupted(SafeMigrateError):
+    """Ctrl-C or SIGTERM before anything was changed; exits 130 like an interrupted shell command."""
+
+    returncode = 130
+
+
 class MigrationFailed(SafeMigrateError):
     """A migration failed; the database was rolled back from the pre-migration backup."""

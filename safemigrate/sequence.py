@@ -28,6 +28,7 @@ from safemigrate import catalogue, interrupts
 from safemigrate.backup import BackupResult, create_backup
 from safemigrate.exceptions import (
     IntegrityCheckFailed,
+    Interrupted,
     MigrationFailed,
     SafeMigrateError,
 )
@@ -152,7 +153,7 @@ def safe_migrate(
                 )
         except KeyboardInterrupt as exc:  # escaped between the steps, where nothing was running
             if result is None:
-                raise SafeMigrateError(
+                raise Interrupted(
                     f"{_interrupted(exc)} before migrating: the database is unchanged; run safemigrate again"
                 ) from exc
             logger.warning("interrupted while releasing the lock; the migration is applied")
@@ -227,7 +228,7 @@ def _checked_backup(run: _Run, *, progress: Progress | None) -> BackupResult:
         with interrupts.deferred():
             run.record("refused", error=str(exc) or type(exc).__name__)
         if isinstance(exc, KeyboardInterrupt):
-            raise SafeMigrateError(
+            raise Interrupted(
                 f"{_interrupted(exc)} while checking and backing up: no migration was run and the "
                 "database is unchanged; run safemigrate again"
             ) from exc

@@ -146,7 +146,7 @@ def test_safemigrate__ctrl_c_before_migrating_is_one_line(tmp_path):
         holder.kill()
         holder.wait()
     assert proc.returncode == 130, stderr
-    assert_one_line_error(stderr, "interrupted before migrating; nothing was changed")
+    assert_one_line_error(stderr, "interrupted (SIGINT) before migrating: the database is unchanged")
     assert table_dump(db) == before
     assert backups_in(tmp_path, "pre_migrate") == []
 
