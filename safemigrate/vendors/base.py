@@ -81,19 +81,30 @@ class VendorAdapter(abc.ABC):
         """Load a raw snapshot stream into a scratch copy, leaving the live database untouched."""
 
     @abc.abstractmethod
-    def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
-        """Make the live database equal to ``scratch`` all-or-nothing, then drop the scratch."""
+    def swap_in(
+        self, scratch: Scratch, *, progress: Progress | None = None, keep: bool = False
+    ) -> str | None:
+        """Make the live database equal to ``scratch`` all-or-nothing, then drop the scratch.
+
+        ``keep``: the database it replaces is kept (renamed or copied, exactly as it was at the
+        swap) instead of dropped; returns its name. Otherwise returns None.
+        """
 
     def swap_in_checked(
-        self, scratch: Scratch, *, check: Callable[[], None], progress: Progress | None = None
-    ) -> None:
+        self,
+        scratch: Scratch,
+        *,
+        check: Callable[[], None],
+        progress: Progress | None = None,
+        keep: bool = False,
+    ) -> str | None:
         """``check()``, then ``swap_in``; a ``check`` that raises leaves the live database as is.
 
         Vendors that can run the check while the swap is still undoable override this to overlap
         the two (the check must not touch the live database).
         """
         check()
-        self.swap_in(scratch, progress=progress)
+        return self.swap_in(scratch, progress=progress, keep=keep)
 
     @abc.abstractmethod
     def drop_scratch(self, scratch: Scratch) -> None:
@@ -148,6 +159,14 @@ class VendorAdapter(abc.ABC):
         if not commit and self.connection.in_atomic_block:
             transaction.set_rollback(True, using=self.alias)
         atomic.__exit__(None, None, None)
+
+    def change_marker(self) -> Any:
+        """A mark of "now", for ``changed_since``; None where the vendor cannot tell."""
+        return None
+
+    def changed_since(self, marker: Any) -> bool | None:
+        """Did any other connection commit a change since ``marker``? None: cannot tell."""
+        return None
 
     def refuses_transaction(self, exc: BaseException) -> bool:
         """Did ``exc`` come from a statement this engine will not run inside a transaction?"""
