@@ -191,6 +191,10 @@ class VendorAdapter(abc.ABC):
         """Who holds the lock (pid, host, since), when the vendor can tell."""
         return None
 
+    def lock_is_held(self) -> bool:
+        """Does anyone (this process included) hold the lock now? Cheap: asked per unsafe request."""
+        return self.lock_holder() is not None
+
     def note_lock_holder(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Record who holds the lock, for ``lock_holder`` in other processes; no-op if unneeded."""
 

@@ -554,6 +554,11 @@ class Adapter(VendorAdapter):
         if conn is not None:
             conn.close()  # ending the session releases the lock
 
+    def lock_is_held(self) -> bool:
+        with self.connection.cursor() as cursor:  # Django's: no new connection per request
+            cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name()])
+            return cursor.fetchone()[0] is not None
+
     def lock_holder(self) -> str | None:
         try:
             with self._cursor(None) as cursor:

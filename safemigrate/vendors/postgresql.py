@@ -690,6 +690,15 @@ class Adapter(VendorAdapter):
         if conn is not None:
             conn.close()  # ending the session releases the lock
 
+    def lock_is_held(self) -> bool:
+        with self.connection.cursor() as cursor:  # Django's: no new connection per request
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+                "AND objid = %s AND objsubid = 2 AND granted)",
+                [_LOCK_CLASS, self._lock_key()],
+            )
+            return bool(cursor.fetchone()[0])
+
     def lock_holder(self) -> str | None:
         try:
             with contextlib.closing(self._maintenance()) as conn:

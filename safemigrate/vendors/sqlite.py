@@ -624,6 +624,22 @@ class Adapter(VendorAdapter):
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
 
+    def lock_is_held(self) -> bool:
+        path = self._lock_path()
+        if path is None:
+            return self._lock_fd is not None
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also drops the shared lock, if taken
+        return False
+
     def lock_holder(self) -> str | None:
         path = self._lock_path()
         try:

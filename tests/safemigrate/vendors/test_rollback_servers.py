@@ -206,3 +206,22 @@ def test_safemigrate__kill_9_on_postgresql_leaves_pre_or_post_state(db):
     print(f"seed {seed}: {seen}")
     assert db.leftovers() == []
     db.ok("migrate", "-v0")  # migrapp at its head again for the other tests of this module
+
+
+def test_lock_is_held__seen_from_another_connection(db, django_db_blocker):
+    """What the fence middleware asks per unsafe request: held by someone, right now?"""
+    from tests.safemigrate.vendors.servers import adapter_for
+
+    holder, asker = adapter_for(db.server, db.name), adapter_for(db.server, db.name)
+    with django_db_blocker.unblock():  # the asker runs on a Django connection, as in a request
+        assert not asker.lock_is_held()
+        assert holder.try_lock()
+        try:
+            assert asker.lock_is_held()
+        finally:
+            holder.unlock()
+        deadline = time.monotonic() + 10  # the server ends the holder's session asynchronously
+        while asker.lock_is_held() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not asker.lock_is_held()
+        asker.connection.close()
