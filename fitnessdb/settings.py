@@ -46,6 +46,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves the static files collected into STATIC_ROOT under gunicorn (the Docker image).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 503 + Retry-After for writes while safemigrate holds the migration lock (reads go on).
+    "safemigrate.middleware.MigrationFenceMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

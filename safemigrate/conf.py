@@ -45,6 +45,8 @@ class SafeMigrateSettings:
     """Queue a portable JSON dump after each successful migration."""
     max_backup_age_hours: float = 48.0
     """Warn (system check, admin banner) when the newest verified backup is older than this."""
+    fence_retry_after: int = 30
+    """Retry-After (seconds) of the fence middleware's 503 while the migration lock is held."""
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -69,6 +71,7 @@ def get_settings() -> SafeMigrateSettings:
         lock_timeout=float(_setting("LOCK_TIMEOUT", 300.0)),
         json_after_migrate=bool(_setting("JSON_AFTER_MIGRATE", False)),
         max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
+        fence_retry_after=int(_setting("FENCE_RETRY_AFTER", 30)),
     )
 
 

@@ -179,7 +179,10 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                     f"({last_run.started:%Y-%m-%d %H:%M} UTC) was rolled back: {last_run.error}"
                 ),
                 hint=(
-                    f"The database was restored from {last_run.backup_name or 'its backup'} and "
+                    "It was rolled back by the database transaction (nothing was written); fix "
+                    "the migration and run migrate again."
+                    if last_run.rollback == "transaction"
+                    else f"The database was restored from {last_run.backup_name or 'its backup'} and "
                     "is as it was before; fix the migration and run migrate again."
                 ),
             )

@@ -37,3 +37,8 @@ def migration_lock(*, alias: str, timeout: float | None = None) -> Iterator[None
             yield
         finally:
             depth.pop(alias, None)
+
+
+def lock_is_held(*, alias: str) -> bool:
+    """Is a safemigrate run (migration, restore, backup, rotation) holding ``alias``'s lock now?"""
+    return get_adapter(alias).lock_is_held()

@@ -41,6 +41,8 @@ class RestoreResult:
     safety_backup: BackupResult | None
     duration: float
     row_counts: dict[str, int]
+    kept: str | None = None
+    """The replaced database, kept (``keep_replaced``): a renamed database or a copied file."""
 
 
 @dataclass(frozen=True)
@@ -175,8 +177,12 @@ def restore_backup(
     safety_backup: bool = True,
     progress: Progress | None = None,
     resync_catalogue: bool = True,
+    keep_replaced: bool = False,
 ) -> RestoreResult:
-    """Replace database ``alias`` with ``backup``; all-or-nothing, the backup files untouched."""
+    """Replace database ``alias`` with ``backup``; all-or-nothing, the backup files untouched.
+
+    ``keep_replaced`` keeps the database it replaces, exactly as it was at the swap.
+    """
     started = time.monotonic()
     adapter = get_adapter(alias)
     with migration_lock(alias=alias):
@@ -209,9 +215,11 @@ def restore_backup(
             connection.close()
             with interrupts.deferred():
                 if safety_backup:
-                    adapter.swap_in(scratch, progress=progress)
+                    kept = adapter.swap_in(scratch, progress=progress, keep=keep_replaced)
                 else:  # checked while it is copied in; the copy commits only if it passes
-                    adapter.swap_in_checked(scratch, check=check, progress=progress)
+                    kept = adapter.swap_in_checked(
+                        scratch, check=check, progress=progress, keep=keep_replaced
+                    )
         except BaseException:
             adapter.drop_scratch(scratch)
             raise
@@ -236,7 +244,9 @@ def restore_backup(
             catalogue.sync_catalogue(alias=alias)
     duration = time.monotonic() - started
     logger.info("restored %s into %s in %.2fs", backup.name, adapter.database_name(), duration)
-    return RestoreResult(manifest=backup, safety_backup=safety, duration=duration, row_counts=counts)
+    return RestoreResult(
+        manifest=backup, safety_backup=safety, duration=duration, row_counts=counts, kept=kept
+    )
 
 
 def _clear_caches() -> None:

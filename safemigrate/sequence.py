@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
@@ -199,12 +199,14 @@ def _locked(
     kind = get_adapter(alias).rollback_kind(plan)
     run = _Run(alias=alias, labels=labels, started=started, started_at=timezone.now(), rollback=kind)
     logger.info("safemigrate on %s (%s rollback): %s", alias, kind, ", ".join(labels))
+    # Taken before the backup, so any commit by another connection from here on counts.
+    marker = get_adapter(alias).change_marker()
     backup = _checked_backup(run, progress=progress)
     try:
         if kind == TRANSACTION:
-            kind = _migrate_in_transaction(run, plan, backup, run_migrate, progress)
+            kind = _migrate_in_transaction(run, plan, backup, run_migrate, progress, marker)
         if kind == RESTORE:
-            _migrate_or_restore(run, plan, backup, run_migrate, progress)
+            _migrate_or_restore(run, plan, backup, run_migrate, progress, marker)
     except KeyboardInterrupt as exc:  # between steps: no migration had started
         with interrupts.deferred():
             run.record("refused", backup=backup, error=_interrupted(exc))
@@ -245,6 +247,7 @@ def _migrate_in_transaction(
     backup: BackupResult,
     run_migrate: Callable[[], None],
     progress: Progress | None,
+    marker: Any,
 ) -> str | None:
     """The whole plan and the post-check in one transaction; any failure is a ROLLBACK.
 
@@ -302,8 +305,7 @@ def _migrate_in_transaction(
     if not back:
         # The engine did not undo everything (something committed on its own): restore.
         logger.error("after ROLLBACK the migrations differ from %s; restoring it", backup.manifest.name)
-        _restore_after_failure(run, backup=backup, progress=progress, failed=failed, reason=reason)
-        raise MigrationFailed(_restored_message(failed, reason, backup)) from failure
+        _restore_after_failure(run, backup, progress=progress, failed=failed, reason=reason, marker=marker)
     if not isinstance(failure, KeyboardInterrupt) and adapter.refuses_transaction(failure):
         logger.warning("%s cannot run inside a transaction (%s); using the restore path", failed, reason)
         if progress:
@@ -328,6 +330,7 @@ def _migrate_or_restore(
     backup: BackupResult,
     run_migrate: Callable[[], None],
     progress: Progress | None,
+    marker: Any,
 ) -> None:
     """The plan as Django runs it; a failure restores the pre-migration backup."""
     checking = False
@@ -344,8 +347,9 @@ def _migrate_or_restore(
             logger.error("%s failed (%s); restoring %s", failed, reason, backup.manifest.name)
             if progress:
                 progress(f"{_upper_first(failed)} failed: restoring {backup.manifest.name}")
-            _restore_after_failure(run, backup=backup, progress=progress, failed=failed, reason=reason)
-            raise MigrationFailed(_restored_message(failed, reason, backup)) from exc
+            _restore_after_failure(
+                run, backup, progress=progress, failed=failed, reason=reason, marker=marker
+            )
 
 
 def _applied(run: _Run, backup: BackupResult, *, rollback: str) -> None:
@@ -363,14 +367,6 @@ def _reason(exc: BaseException | None) -> str:
     return (str(exc) or type(exc).__name__).strip()
 
 
-def _restored_message(failed: str, reason: str, backup: BackupResult) -> str:
-    return (
-        f"{failed} failed ({reason}); the database was restored from "
-        f"{backup.manifest.name} and is as it was before. Fix the migration and run "
-        "safemigrate again"
-    )
-
-
 def _clear_caches() -> None:
     """Objects cached during a rolled-back plan (content types) name rows that no longer exist."""
     from django.contrib.contenttypes.models import ContentType
@@ -380,18 +376,34 @@ def _clear_caches() -> None:
 
 
 def _restore_after_failure(
-    run: _Run, *, backup: BackupResult, progress: Progress | None, failed: str, reason: str
-) -> None:
-    """Restore the pre-migration backup and prove the database is back to it.
+    run: _Run,
+    backup: BackupResult,
+    *,
+    progress: Progress | None,
+    failed: str,
+    reason: str,
+    marker: Any,
+) -> NoReturn:
+    """Restore the pre-migration backup, prove the database is back, and raise MigrationFailed.
 
-    Signals are held for the whole restore, so a second Ctrl-C cannot cut it short (nor make a
-    restore that went through look failed).
+    Nothing another connection committed after the backup is erased silently: unless the engine
+    can tell nobody did, the failed database is kept (renamed or copied) and named. Signals are
+    held for the whole restore, so a second Ctrl-C cannot cut it short (nor make a restore that
+    went through look failed).
     """
     alias = run.alias
+    name = backup.manifest.name
     with interrupts.deferred():
+        changed = get_adapter(alias).changed_since(marker)  # before the connection is closed
         connections[alias].close()  # a failed migration may leave a broken transaction behind
         try:
-            restore_backup(backup=backup.manifest, alias=alias, safety_backup=False, progress=progress)
+            result = restore_backup(
+                backup=backup.manifest,
+                alias=alias,
+                safety_backup=False,
+                progress=progress,
+                keep_replaced=changed is not False,
+            )
             if get_adapter(alias).applied_migrations() != backup.manifest.migrations:
                 raise SafeMigrateError("the restored database's migrations differ from the backup's")
         except BaseException as exc:  # noqa: BLE001 - signals are held: this is a real failure
@@ -401,6 +413,23 @@ def _restore_after_failure(
             )
             raise MigrationFailed(
                 f"{failed} failed ({reason}) AND the automatic restore failed ({exc}); "
-                f"restore by hand: manage.py restore {backup.manifest.name} --no-safety-backup --noinput"
+                f"restore by hand: manage.py restore {name} --no-safety-backup --noinput"
             ) from exc
-        run.record("rolled_back", backup=backup, error=f"{failed}: {reason}", rollback=RESTORE)
+        if result.kept is None:
+            outcome = f"the database was restored from {name} and is as it was before."
+        else:
+            who = (
+                "other connections wrote to it after the backup"
+                if changed
+                else "writes by other connections after the backup cannot be ruled out"
+            )
+            outcome = (
+                f"the database was restored from {name} (taken before the migration); {who}, so "
+                f"the failed database is kept as {result.kept}: copy any such rows from it, then "
+                "drop it."
+            )
+        kept = f"; the failed database is kept as {result.kept}" if result.kept else ""
+        run.record("rolled_back", backup=backup, error=f"{failed}: {reason}{kept}", rollback=RESTORE)
+        raise MigrationFailed(
+            f"{failed} failed ({reason}); {outcome} Fix the migration and run safemigrate again"
+        )

@@ -84,19 +84,30 @@ class VendorAdapter(abc.ABC):
         """Load a raw snapshot stream into a scratch copy, leaving the live database untouched."""
 
     @abc.abstractmethod
-    def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
-        """Make the live database equal to ``scratch`` all-or-nothing, then drop the scratch."""
+    def swap_in(
+        self, scratch: Scratch, *, progress: Progress | None = None, keep: bool = False
+    ) -> str | None:
+        """Make the live database equal to ``scratch`` all-or-nothing, then drop the scratch.
+
+        ``keep``: the database it replaces is kept (renamed or copied, exactly as it was at the
+        swap) instead of dropped; returns its name. Otherwise returns None.
+        """
 
     def swap_in_checked(
-        self, scratch: Scratch, *, check: Callable[[], None], progress: Progress | None = None
-    ) -> None:
+        self,
+        scratch: Scratch,
+        *,
+        check: Callable[[], None],
+        progress: Progress | None = None,
+        keep: bool = False,
+    ) -> str | None:
         """``check()``, then ``swap_in``; a ``check`` that raises leaves the live database as is.
 
         Vendors that can run the check while the swap is still undoable override this to overlap
         the two (the check must not touch the live database).
         """
         check()
-        self.swap_in(scratch, progress=progress)
+        return self.swap_in(scratch, progress=progress, keep=keep)
 
     @abc.abstractmethod
     def drop_scratch(self, scratch: Scratch) -> None:
@@ -152,6 +163,14 @@ class VendorAdapter(abc.ABC):
             transaction.set_rollback(True, using=self.alias)
         atomic.__exit__(None, None, None)
 
+    def change_marker(self) -> Any:
+        """A mark of "now", for ``changed_since``; None where the vendor cannot tell."""
+        return None
+
+    def changed_since(self, marker: Any) -> bool | None:
+        """Did any other connection commit a change since ``marker``? None: cannot tell."""
+        return None
+
     def refuses_transaction(self, exc: BaseException) -> bool:
         """Did ``exc`` come from a statement this engine will not run inside a transaction?"""
         text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None).lower()
@@ -174,6 +193,10 @@ class VendorAdapter(abc.ABC):
     def lock_holder(self) -> str | None:
         """Who holds the lock (pid, host, since), when the vendor can tell."""
         return None
+
+    def lock_is_held(self) -> bool:
+        """Does anyone (this process included) hold the lock now? Cheap: asked per unsafe request."""
+        return self.lock_holder() is not None
 
     def note_lock_holder(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Record who holds the lock, for ``lock_holder`` in other processes; no-op if unneeded."""

@@ -413,9 +413,11 @@ class Adapter(VendorAdapter):
                 raise RestoreError(f"cannot recreate {item[0].lower()} {item[1]}: {exc}")
             pending = [item for item, _ in failed]
 
-    def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
+    def swap_in(
+        self, scratch: Scratch, *, progress: Progress | None = None, keep: bool = False
+    ) -> str | None:
         scratch_name = _as_scratch(scratch).name
-        live, aside = self.live_name, _derived_name(self.live_name, "old")
+        live, aside = self.live_name, _derived_name(self.live_name, "failed" if keep else "old")
         conn = self._connect(None, error=RestoreError)
         try:
             cursor = conn.cursor()
@@ -464,13 +466,14 @@ class Adapter(VendorAdapter):
                     f"the tables of {live} were restored, but its views, routines or triggers "
                     f"were not ({exc}); the previous tables are kept in {aside}"
                 ) from exc
-            for leftover in (aside, scratch_name):
+            for leftover in (scratch_name,) if keep else (aside, scratch_name):
                 try:
                     cursor.execute(f"DROP DATABASE IF EXISTS {_q(leftover)}")
                 except MySQLdb.Error as exc:
                     logger.warning("could not drop %s (%s); drop it by hand", leftover, exc)
         finally:
             conn.close()
+        return aside if keep else None
 
     # --- checks ---------------------------------------------------------------------------
     def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
@@ -550,6 +553,11 @@ class Adapter(VendorAdapter):
         conn, self._lock_conn = self._lock_conn, None
         if conn is not None:
             conn.close()  # ending the session releases the lock
+
+    def lock_is_held(self) -> bool:
+        with self.connection.cursor() as cursor:  # Django's: no new connection per request
+            cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name()])
+            return cursor.fetchone()[0] is not None
 
     def lock_holder(self) -> str | None:
         try:

@@ -530,9 +530,11 @@ class Adapter(VendorAdapter):
                 except psycopg.Error as exc:
                     logger.warning("could not carry the database setting %s over: %s", name, exc)
 
-    def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
+    def swap_in(
+        self, scratch: Scratch, *, progress: Progress | None = None, keep: bool = False
+    ) -> str | None:
         scratch = _as_scratch(scratch)
-        live, old = self.live_name, _derived_name(self.live_name, "old")
+        live, old = self.live_name, _derived_name(self.live_name, "failed" if keep else "old")
         with contextlib.closing(self._maintenance(error=RestoreError)) as admin:
             try:
                 exists = self._rename_in(admin, scratch.name, live, old)
@@ -540,6 +542,9 @@ class Adapter(VendorAdapter):
                 raise RestoreError(
                     f"cannot replace {live}: {exc}; the live database was not changed"
                 ) from exc
+            if exists and keep:
+                self._allow_connections(admin, old, allow=True)
+                return old
             if progress:
                 progress(f"restored copy renamed to {live}; dropping the previous database")
             if exists:
@@ -547,38 +552,62 @@ class Adapter(VendorAdapter):
                     self._drop_database(admin, old)
                 except psycopg.Error as exc:
                     logger.warning("the previous database was kept as %s (%s); drop it by hand", old, exc)
+        return None
+
+    def _allow_connections(self, admin: psycopg.Connection[Any], name: str, *, allow: bool) -> bool:
+        """ALTER DATABASE ... ALLOW_CONNECTIONS; False (logged) where this role may not."""
+        try:
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}").format(
+                    sql.Identifier(name), sql.SQL("true" if allow else "false")
+                )
+            )
+        except psycopg.Error as exc:
+            logger.warning("cannot set ALLOW_CONNECTIONS on %s (%s)", name, exc)
+            return False
+        return True
 
     def _rename_in(self, admin: psycopg.Connection[Any], scratch: str, live: str, old: str) -> bool:
-        """live -> old and scratch -> live in one transaction; True if there was a live database."""
+        """live -> old and scratch -> live in one transaction; True if there was a live database.
+
+        New connections to the live database are refused for the swap (ALLOW_CONNECTIONS false),
+        so an application that reconnects at once (any pool) cannot keep it in use.
+        """
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (live,)).fetchone()
         if exists:
             self._carry_over_properties(admin, scratch)
-        for attempt in range(_SWAP_ATTEMPTS):
-            if exists:
-                self._terminate(admin, live, why="so the restored copy can replace it")
-            self._terminate(admin, scratch, why="so it can be renamed")
-            try:
-                # One transaction: the live name always names a complete database.
-                with admin.transaction():
-                    if exists:
+        fenced = bool(exists) and self._allow_connections(admin, live, allow=False)
+        try:
+            for attempt in range(_SWAP_ATTEMPTS):
+                if exists:
+                    self._terminate(admin, live, why="so the restored copy can replace it")
+                self._terminate(admin, scratch, why="so it can be renamed")
+                try:
+                    # One transaction: the live name always names a complete database.
+                    with admin.transaction():
+                        if exists:
+                            admin.execute(
+                                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                                    sql.Identifier(live), sql.Identifier(old)
+                                )
+                            )
                         admin.execute(
                             sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                                sql.Identifier(live), sql.Identifier(old)
+                                sql.Identifier(scratch), sql.Identifier(live)
                             )
                         )
-                    admin.execute(
-                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                            sql.Identifier(scratch), sql.Identifier(live)
-                        )
-                    )
-                return bool(exists)
-            except psycopg.errors.ObjectInUse as exc:
-                if attempt == _SWAP_ATTEMPTS - 1:
-                    raise RestoreError(
-                        f"cannot replace {live}: new connections keep arriving ({exc}); stop "
-                        "the application and restore again. The live database was not changed"
-                    ) from exc
-                time.sleep(0.2 * (attempt + 1))
+                    fenced = False  # the refusing database is now ``old``; the new live one allows
+                    return bool(exists)
+                except psycopg.errors.ObjectInUse as exc:
+                    if attempt == _SWAP_ATTEMPTS - 1:
+                        raise RestoreError(
+                            f"cannot replace {live}: new connections keep arriving ({exc}); stop "
+                            "the application and restore again. The live database was not changed"
+                        ) from exc
+                    time.sleep(0.2 * (attempt + 1))
+        finally:
+            if fenced:
+                self._allow_connections(admin, live, allow=True)
         return bool(exists)
 
     # --- checks ---------------------------------------------------------------------------
@@ -660,6 +689,15 @@ class Adapter(VendorAdapter):
         conn, self._lock_conn = self._lock_conn, None
         if conn is not None:
             conn.close()  # ending the session releases the lock
+
+    def lock_is_held(self) -> bool:
+        with self.connection.cursor() as cursor:  # Django's: no new connection per request
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+                "AND objid = %s AND objsubid = 2 AND granted)",
+                [_LOCK_CLASS, self._lock_key()],
+            )
+            return bool(cursor.fetchone()[0])
 
     def lock_holder(self) -> str | None:
         try:

@@ -362,12 +362,19 @@ class Adapter(VendorAdapter):
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(f"{scratch.path}{suffix}").unlink(missing_ok=True)
 
-    def swap_in(self, scratch: Scratch, *, progress: Progress | None = None) -> None:
-        self._swap_in(scratch, progress=progress, before_commit=None)
+    def swap_in(
+        self, scratch: Scratch, *, progress: Progress | None = None, keep: bool = False
+    ) -> str | None:
+        return self._swap_in(scratch, progress=progress, before_commit=None, keep=keep)
 
     def swap_in_checked(
-        self, scratch: Scratch, *, check: Callable[[], None], progress: Progress | None = None
-    ) -> None:
+        self,
+        scratch: Scratch,
+        *,
+        check: Callable[[], None],
+        progress: Progress | None = None,
+        keep: bool = False,
+    ) -> str | None:
         """Run ``check`` in a thread while the pages are copied; they commit only if it passes."""
         outcome: list[BaseException | None] = []
 
@@ -388,7 +395,7 @@ class Adapter(VendorAdapter):
                 raise outcome[0]
 
         try:
-            self._swap_in(scratch, progress=progress, before_commit=before_commit)
+            return self._swap_in(scratch, progress=progress, before_commit=before_commit, keep=keep)
         finally:
             checker.join()
 
@@ -398,38 +405,92 @@ class Adapter(VendorAdapter):
         *,
         progress: Progress | None,
         before_commit: Callable[[], None] | None,
-    ) -> None:
+        keep: bool = False,
+    ) -> str | None:
         scratch = _own(scratch)
+        kept = None
         try:
-            live = self._live()
-            if live.in_transaction:
-                raise RestoreError("cannot restore inside a transaction; run it outside atomic()")
-            src = sqlite3.connect(scratch.path)
-            try:
-                # One write transaction on the live file, so it is all or nothing.
-                if before_commit is None:
-                    src.backup(live)
-                else:
-                    _copy_gated(src, live, before_commit)
-            finally:
-                src.close()
-        except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
-            if self.path is None:
-                raise RestoreError(f"restore into the in-memory database failed: {exc}") from exc
-            if before_commit is not None:
-                before_commit()
-            # The live file is not a database SQLite can open (corrupt header, say).
-            logger.warning(
-                "live database %s cannot be written through SQLite (%s): replacing the file; "
-                "restart any other process that has it open",
-                self.path,
-                exc,
-            )
-            self._replace_file(scratch.path)
+            if keep and self.path is not None:
+                try:
+                    kept = self._keep_copy(self._live())
+                except (OSError, sqlite3.DatabaseError, DjangoDatabaseError) as exc:
+                    raise RestoreError(
+                        f"cannot keep a copy of {self.path} before restoring ({exc}); the live "
+                        "database was not changed. Free space beside it and restore again"
+                    ) from exc
+            for attempt in (1, 2):
+                try:
+                    self._copy_into_live(scratch, before_commit)
+                    break
+                except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
+                    if self.path is None:
+                        raise RestoreError(f"restore into the in-memory database failed: {exc}") from exc
+                    if before_commit is not None:
+                        before_commit()
+                    if attempt == 1 and self._file_is_sound():
+                        # Django's connection broke (closed under us), not the file: a healthy
+                        # database is never moved aside; copy again through a new connection.
+                        logger.warning("restore through Django's connection failed (%s); retrying", exc)
+                        with contextlib.suppress(Exception):
+                            self.connection.close()
+                        self.connection.connection = None
+                        continue
+                    # The live file is not a database SQLite can open (corrupt header, say).
+                    logger.warning(
+                        "live database %s cannot be written through SQLite (%s): replacing the file; "
+                        "restart any other process that has it open",
+                        self.path,
+                        exc,
+                    )
+                    self._replace_file(scratch.path)
+                    break
         finally:
             self.drop_scratch(scratch)
         if progress:
             progress("database restored")
+        return kept
+
+    def _copy_into_live(self, scratch: SQLiteScratch, before_commit: Callable[[], None] | None) -> None:
+        live = self._live()
+        if live.in_transaction:
+            raise RestoreError("cannot restore inside a transaction; run it outside atomic()")
+        src = sqlite3.connect(scratch.path)
+        try:
+            # One write transaction on the live file, so it is all or nothing.
+            if before_commit is None:
+                src.backup(live)
+            else:
+                _copy_gated(src, live, before_commit)
+        finally:
+            src.close()
+
+    def _file_is_sound(self) -> bool:
+        """Does the live file open and read as a database through a connection of our own?"""
+        if self.path is None or not self.path.is_file():
+            return False
+        try:
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=20)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return False
+
+    def _keep_copy(self, live: sqlite3.Connection) -> str:
+        """A complete copy of the live database beside it (online backup API), before a swap."""
+        assert self.path is not None  # noqa: S101 - callers check
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        kept = self.path.with_name(f"{self.path.name}.failed-{stamp}")
+        dst = sqlite3.connect(kept)
+        try:
+            live.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dst.close()
+        kept.chmod(0o600)
+        return str(kept)
 
     def _replace_file(self, source: Path) -> None:
         """Last resort for a corrupt live file: keep it aside, then rename a complete copy in."""
@@ -471,6 +532,20 @@ class Adapter(VendorAdapter):
     # --- undoing a failed migration: SQLite's DDL is transactional, whatever Django's atomic says --
     def rollback_kind(self, plan: MigrationPlan) -> str:
         return RESTORE if plan.needs_autocommit else TRANSACTION
+
+    def change_marker(self) -> Any:
+        """``PRAGMA data_version`` changes when another connection commits (ours never count)."""
+        live = self._live()
+        return (live, live.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed_since(self, marker: Any) -> bool | None:
+        live = self.connection.connection
+        if marker is None or live is None or live is not marker[0]:
+            return None  # reconnected since: cannot tell
+        try:
+            return bool(live.execute("PRAGMA data_version").fetchone()[0] != marker[1])
+        except sqlite3.Error:
+            return None
 
     def begin_migration(self) -> None:
         """Foreign keys off first (SQLite ignores the pragma inside a transaction, and Django's
@@ -548,6 +623,22 @@ class Adapter(VendorAdapter):
                 os.ftruncate(self._lock_fd, 0)
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
+
+    def lock_is_held(self) -> bool:
+        path = self._lock_path()
+        if path is None:
+            return self._lock_fd is not None
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also drops the shared lock, if taken
+        return False
 
     def lock_holder(self) -> str | None:
         path = self._lock_path()

@@ -74,7 +74,7 @@ def test_restore__brings_data_back_and_ends_other_connections(db):
 
 
 def test_safemigrate__failing_migration_rolls_back_to_identical_content(db):
-    """migrapp 0002 is non-atomic and fails half-way: the backup puts every row back."""
+    """migrapp 0002 is non-atomic and fails half-way: the backup puts every row back (restore path)."""
     db.ok("migrate", "migrapp", "0001", "--no-backup", "-v0")
     db.server.query("DELETE FROM migrapp_item", database=db.name)
     for n in range(3):
@@ -86,12 +86,17 @@ def test_safemigrate__failing_migration_rolls_back_to_identical_content(db):
     before = db.content()
     result = db.run("migrate", MIGRAPP_FAIL="1")
     assert result.returncode == 1
-    assert re.search(
+    kept = re.search(
         r"CommandError: migration migrapp\.0002_item_note failed \(MIGRAPP_FAIL: data migration "
-        r"failed half-way\); the database was restored from backup-pre_migrate-\S+ and is as it "
-        r"was before",
+        r"failed half-way\); the database was restored from backup-pre_migrate-\S+ \(taken before "
+        r"the migration\); writes by other connections after the backup cannot be ruled out, so the "
+        r"failed database is kept as (\S+): ",
         result.stderr,
-    ), result.stderr
+    )
+    assert kept, result.stderr
+    assert db.leftovers() == [kept[1]]
+    assert "note" in db.server.columns(kept[1], "migrapp_item")  # as it was at the failure
+    db.server.drop(kept[1])
     assert "Traceback" not in result.stderr
     assert db.content() == before
     assert "note" not in db.server.columns(db.name, "migrapp_item")

@@ -1,0 +1,227 @@
+"""Undoing a failed migration on the real servers, with real processes writing meanwhile.
+
+PostgreSQL with an all-atomic plan: one transaction, a ROLLBACK keeps every other write.
+MariaDB, and PostgreSQL with a non-atomic plan: the restore path, which keeps the failed database
+(with whatever other connections wrote after the backup) and names it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.safemigrate.helpers import popen
+from tests.safemigrate.vendors.servers import LiveDB
+
+pytestmark = pytest.mark.slow
+
+WRITER = r"""
+import pathlib, sys, time
+engine, port, user, name, stop = sys.argv[1:6]
+stop = pathlib.Path(stop)
+
+def connect():
+    if engine == "postgresql":
+        import psycopg
+        return psycopg.connect(host="127.0.0.1", port=int(port), user=user, dbname=name, autocommit=True,
+                               connect_timeout=3)
+    import MySQLdb
+    conn = MySQLdb.connect(host="127.0.0.1", port=int(port), user=user, database=name, connect_timeout=3)
+    conn.autocommit(True)
+    return conn
+
+conn, n = None, 0
+while not stop.exists():
+    n += 1
+    try:
+        conn = conn or connect()
+        conn.cursor().execute("INSERT INTO migrapp_item (name, qty) VALUES (%s, 0)", (f"w{n}",))
+    except Exception as exc:  # the swap ends this connection: not acknowledged, reconnect
+        print("error", n, type(exc).__name__, flush=True)
+        conn = None
+    else:
+        print("ack", n, flush=True)
+    time.sleep(0.02)
+"""
+
+
+def at_0001(db: LiveDB) -> None:
+    db.ok("migrate", "migrapp", "0001", "--no-backup", "-v0")
+    db.server.query("DELETE FROM migrapp_item", database=db.name)
+    for n in range(3):
+        db.server.query(
+            "INSERT INTO migrapp_item (name, qty) VALUES (%s, %s)", (f"item{n}", n), database=db.name
+        )
+
+
+def names(db: LiveDB, database: str) -> set[str]:
+    return {r[0] for r in db.server.query("SELECT name FROM migrapp_item", database=database)}
+
+
+def one_line_error(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("CommandError")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def run_with_writer(db: LiveDB, tmp_path, **env: str) -> tuple[subprocess.CompletedProcess, dict, set]:
+    stop = tmp_path / "stop-writer"
+    stop.unlink(missing_ok=True)
+    s = db.server
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, s.engine, str(s.port), s.user, db.name, str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1)
+        result = db.run("migrate", MIGRAPP_SLOW="3", MIGRAPP_FAIL="1", **env)
+        time.sleep(0.5)
+    finally:
+        stop.touch()
+        out, _ = writer.communicate(timeout=60)
+    acked = {f"w{p[1]}" for p in (line.split() for line in out.splitlines()) if p[0] == "ack"}
+    return result, acked, set(out.splitlines())
+
+
+def test_safemigrate__atomic_plan_failure_keeps_every_acknowledged_write(db, tmp_path):
+    """A writer every 20 ms during a failing atomic migration: nothing it was told is lost."""
+    at_0001(db)
+    atomic = db.server.engine == "postgresql"
+    result, acked, _ = run_with_writer(db, tmp_path, MIGRAPP_ATOMIC="1")
+    assert result.returncode == 1
+    line = one_line_error(result.stderr)
+    assert "migration migrapp.0002_item_note failed (MIGRAPP_FAIL: data migration failed half-way); " in line
+    live = names(db, db.name)
+    if atomic:
+        assert "rolled back by the database transaction — nothing was written" in line
+        assert acked <= live, sorted(acked - live)
+        assert db.leftovers() == []
+    else:  # MariaDB: DDL is not transactional, the restore path keeps the failed database
+        kept = re.search(r"the failed database is kept as (\S+):", line)
+        assert kept, line
+        assert acked <= live | names(db, kept[1]), sorted(acked - live - names(db, kept[1]))
+        assert acked - live, "no write slipped in between the backup and the swap: the test proves nothing"
+        db.server.drop(kept[1])
+    assert "note" not in db.server.columns(db.name, "migrapp_item")
+    assert len(acked) > 100
+
+
+def test_safemigrate__restore_path_keeps_the_failed_database_with_what_slipped_in(db, tmp_path):
+    """Non-atomic plan (both engines): restored, and every acknowledged write is live or kept."""
+    at_0001(db)
+    result, acked, _ = run_with_writer(db, tmp_path)
+    assert result.returncode == 1
+    line = one_line_error(result.stderr)
+    kept = re.search(
+        r"the database was restored from backup-pre_migrate-\S+ \(taken before the migration\); writes "
+        r"by other connections after the backup cannot be ruled out, so the failed database is kept as "
+        r"(\S+): copy any such rows from it, then drop it\. Fix the migration and run safemigrate again$",
+        line,
+    )
+    assert kept, line
+    in_kept = names(db, kept[1])
+    live = names(db, db.name)
+    assert acked <= live | in_kept, sorted(acked - live - in_kept)
+    assert acked & (in_kept - live), "no write slipped in: the test proves nothing"
+    assert db.leftovers() == [kept[1]]
+    db.server.drop(kept[1])
+    assert "note" not in db.server.columns(db.name, "migrapp_item")
+
+
+def test_safemigrate__reconnecting_clients_cannot_block_the_postgresql_swap(db):
+    """A pool reconnecting in a tight loop: the restore path's swap still goes through."""
+    if db.server.engine != "postgresql":
+        pytest.skip("the renaming swap is PostgreSQL's")
+    at_0001(db)
+    before = db.content()
+    stop = threading.Event()
+    connected = []
+
+    def hammer() -> None:
+        """Hold a connection open, and open a new one the moment it is ended (a pool)."""
+        while not stop.is_set():
+            try:
+                conn = db.server.connect(db.name)
+                connected.append(1)
+                while not stop.is_set():
+                    conn.execute("SELECT 1")
+            except Exception:  # noqa: BLE001, S110 - ended or refused: reconnect at once
+                pass
+
+    threads = [threading.Thread(target=hammer) for _ in range(12)]
+    for t in threads:
+        t.start()
+    try:
+        result = db.run("migrate", MIGRAPP_FAIL="1")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert result.returncode == 1
+    line = one_line_error(result.stderr)
+    assert "the database was restored from backup-pre_migrate-" in line, line
+    assert len(connected) > 12
+    assert db.content() == before
+    allowed = db.server.query("SELECT datallowconn FROM pg_database WHERE datname = %s", (db.name,))
+    assert allowed == [(True,)]
+    for name in db.leftovers():
+        db.server.drop(name)
+
+
+def test_safemigrate__kill_9_on_postgresql_leaves_pre_or_post_state(db):
+    """The server aborts the killed client's transaction: never a mix, no restore needed."""
+    if db.server.engine != "postgresql":
+        pytest.skip("MariaDB's DDL is not transactional")
+    seed = random.randrange(10**6)
+    rng = random.Random(seed)
+    seen = []
+    for _ in range(4):
+        at_0001(db)
+        proc = popen("migrate", env={**db.env, "MIGRAPP_ATOMIC": "1", "MIGRAPP_SLOW": "0.5"})
+        time.sleep(rng.uniform(0.5, 8))
+        proc.kill()
+        proc.communicate(timeout=60)
+        applied = db.server.query(
+            "SELECT 1 FROM django_migrations WHERE app = 'migrapp' AND name = '0002_item_note'",
+            database=db.name,
+        )
+        columns = db.server.columns(db.name, "migrapp_item")
+        qty = sorted(r[0] for r in db.server.query("SELECT qty FROM migrapp_item", database=db.name))
+        if applied:
+            assert "note" in columns
+            assert qty == [0, 10, 20]
+            seen.append("post")
+        else:
+            assert "note" not in columns
+            assert qty == [0, 1, 2]
+            seen.append("pre")
+    print(f"seed {seed}: {seen}")
+    assert db.leftovers() == []
+    db.ok("migrate", "-v0")  # migrapp at its head again for the other tests of this module
+
+
+def test_lock_is_held__seen_from_another_connection(db, django_db_blocker):
+    """What the fence middleware asks per unsafe request: held by someone, right now?"""
+    from tests.safemigrate.vendors.servers import adapter_for
+
+    holder, asker = adapter_for(db.server, db.name), adapter_for(db.server, db.name)
+    with django_db_blocker.unblock():  # the asker runs on a Django connection, as in a request
+        assert not asker.lock_is_held()
+        assert holder.try_lock()
+        try:
+            assert asker.lock_is_held()
+        finally:
+            holder.unlock()
+        deadline = time.monotonic() + 10  # the server ends the holder's session asynchronously
+        while asker.lock_is_held() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not asker.lock_is_held()
+        asker.connection.close()
