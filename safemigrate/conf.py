@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core import mail
 from django.core.signals import setting_changed
 from django.db import connections
+from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 from django.dispatch import receiver
 
 COMPRESSIONS = ("zstd", "gzip", "none")
@@ -45,6 +47,8 @@ class SafeMigrateSettings:
     """Queue a portable JSON dump after each successful migration."""
     max_backup_age_hours: float = 48.0
     """Warn (system check, admin banner) when the newest verified backup is older than this."""
+    guard_test_databases: bool = False
+    """Guard ``migrate`` on test databases too (safemigrate's own tests); by default they get Django's."""
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -69,6 +73,7 @@ def get_settings() -> SafeMigrateSettings:
         lock_timeout=float(_setting("LOCK_TIMEOUT", 300.0)),
         json_after_migrate=bool(_setting("JSON_AFTER_MIGRATE", False)),
         max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
+        guard_test_databases=bool(_setting("GUARD_TEST_DATABASES", False)),
     )
 
 
@@ -88,3 +93,16 @@ def backup_dir_for(alias: str) -> Path:
     if db.get("ENGINE", "").endswith("sqlite3") and name and not name.startswith(":memory:"):
         return Path(name).resolve().parent / "backups"
     return Path(settings.BASE_DIR) / "backups" if hasattr(settings, "BASE_DIR") else Path("backups")
+
+
+def is_test_database(alias: str) -> bool:
+    """True for a database that Django's test runner (or pytest-django) created and switched to.
+
+    Its backups would land in the real SAFEMIGRATE_BACKUP_DIR under the real alias (``--keepdb``,
+    ``--reuse-db``), so ``migrate`` leaves it to Django. Only while the test environment is set up.
+    """
+    if not hasattr(mail, "outbox"):  # setup_test_environment() installs it
+        return False
+    connection = connections[alias]
+    name = str(connection.settings_dict.get("NAME") or "")
+    return name == str(connection.creation._get_test_db_name()) or name.startswith(TEST_DATABASE_PREFIX)

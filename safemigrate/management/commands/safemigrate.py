@@ -9,6 +9,7 @@ from django.core.management.base import CommandError, OutputWrapper
 from django.core.management.commands.migrate import Command as MigrateCommand
 from django.db.migrations.exceptions import InconsistentMigrationHistory, NodeNotFoundError
 
+from safemigrate.conf import get_settings, is_test_database
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.management.base import command_error
 from safemigrate.plan import pending_plan
@@ -66,6 +67,7 @@ class Command(MigrateCommand):
             or options["fake"]
             or options["fake_initial"]
             or options["prune"]
+            or (is_test_database(database) and not get_settings().guard_test_databases)
         )
         if unguarded:
             self.migrating = True
