@@ -132,8 +132,11 @@ def safe_migrate(
     target: str | None = None,
     progress: Progress | None = None,
     after_success: Callable[[str], None] | None = None,
+    before_lock: Callable[[], None] | None = None,
 ) -> SafeMigrateResult:
     """Run ``run_migrate`` (Django's migrate) inside the safe-migrate sequence.
+
+    ``before_lock`` runs once there is something to apply, before the lock and the backup.
 
     Raises IntegrityCheckFailed / BackupError (nothing changed), LockTimeout, or MigrationFailed
     (the database was restored from the pre-migration backup).
@@ -147,6 +150,8 @@ def safe_migrate(
     if plan.is_empty:  # nothing to apply (every container start): Django as usual
         run_migrate()
         return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
+    if before_lock is not None:
+        before_lock()  # Django's own refusals (conflicts, history, arguments): before lock and backup
 
     with migration_lock(alias=alias):
         plan = pending_plan(alias=alias, app_label=app_label, target=target)

@@ -70,9 +70,8 @@ class Command(MigrateCommand):
             or (is_test_database(database) and not get_settings().guard_test_databases)
         )
         if unguarded:
-            self.migrating = True
+            self.migrating = not (options["plan"] or options["check_unapplied"])  # those only read
             return super().handle(*args, **options)
-        self._refuse_like_django(*args, **options)
 
         def run_migrate() -> None:
             self.migrating = True
@@ -92,6 +91,7 @@ class Command(MigrateCommand):
                 target=options["migration_name"],
                 progress=progress,
                 after_success=queue_rotation,
+                before_lock=lambda: self._refuse_like_django(*args, **options),
             )
         except SafeMigrateError as exc:
             raise command_error(exc) from exc
