@@ -20,9 +20,16 @@ import safemigrate
 from safemigrate import catalogue
 from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix, fsync_dir
 from safemigrate.conf import backup_dir_for, get_settings
-from safemigrate.exceptions import BackupError, SafeMigrateError
+from safemigrate.exceptions import BackupError
 from safemigrate.lock import migration_lock
-from safemigrate.manifest import Manifest, backup_name, clean_reason, write_manifest
+from safemigrate.manifest import (
+    MANIFEST_SUFFIX,
+    Manifest,
+    clean_reason,
+    partial_path,
+    reserve_backup_name,
+    write_manifest,
+)
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress
 
@@ -92,14 +99,19 @@ def create_backup(
     directory = ensure_backup_dir(alias)
     now = datetime.now(UTC)
     extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
-    name = backup_name(reason=reason, alias=alias, extension=extension, directory=directory, when=now)
-    final = directory / name
-    partial = directory / f".{name}.partial"
-    manifest_file = directory / f"{name}.manifest.json"
-    if progress:
-        progress(f"backing up {adapter.database_name()} to {final}")
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        name, fd = reserve_backup_name(
+            reason=reason, alias=alias, extension=extension, directory=directory, when=now
+        )
+    except OSError as exc:
+        raise BackupError(_os_error_message(exc, directory)) from exc
+    final = directory / name
+    partial = partial_path(directory, name)
+    manifest_file = directory / (name + MANIFEST_SUFFIX)
+    created = [partial]  # a failure removes this run's own files, never another run's
+    try:
+        if progress:
+            progress(f"backing up {adapter.database_name()} to {final}")
         with os.fdopen(fd, "wb") as f:
             # The raw stream needs no sha256 of its own: the read-back below decodes it in full,
             # which checks zstd's frame checksum (gzip's CRC, the AES-GCM tags).
@@ -149,7 +161,7 @@ def create_backup(
             row_counts=info.row_counts,
             app_version=safemigrate.__version__,
             django_version=django.get_version(),
-            path=partial.with_name(name + ".manifest.json"),
+            path=manifest_file,
         )
         manifest = replace(
             manifest,
@@ -157,17 +169,16 @@ def create_backup(
             verified_at=datetime.now(UTC).isoformat(timespec="microseconds"),
             duration=time.monotonic() - started,
         )
+        created.append(final)
         partial.replace(final)
+        created.append(manifest_file)
         manifest = write_manifest(manifest, directory)
         fsync_dir(directory)
     except OSError as exc:
-        _cleanup(partial, final, manifest_file)
+        _cleanup(*created)
         raise BackupError(_os_error_message(exc, final)) from exc
-    except SafeMigrateError:
-        _cleanup(partial, final, manifest_file)
-        raise
     except BaseException:
-        _cleanup(partial, final, manifest_file)
+        _cleanup(*created)
         raise
     backup_id = catalogue.record(manifest)
     duration = time.monotonic() - started

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core import mail
 from django.core.signals import setting_changed
 from django.db import connections
+from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 from django.dispatch import receiver
 
 COMPRESSIONS = ("zstd", "gzip", "none")
@@ -47,6 +49,8 @@ class SafeMigrateSettings:
     """Warn (system check, admin banner) when the newest verified backup is older than this."""
     fence_retry_after: int = 30
     """Retry-After (seconds) of the fence middleware's 503 while the migration lock is held."""
+    guard_test_databases: bool = False
+    """Guard ``migrate`` on test databases too (safemigrate's own tests); by default they get Django's."""
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -72,6 +76,7 @@ def get_settings() -> SafeMigrateSettings:
         json_after_migrate=bool(_setting("JSON_AFTER_MIGRATE", False)),
         max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
         fence_retry_after=int(_setting("FENCE_RETRY_AFTER", 30)),
+        guard_test_databases=bool(_setting("GUARD_TEST_DATABASES", False)),
     )
 
 
@@ -91,3 +96,16 @@ def backup_dir_for(alias: str) -> Path:
     if db.get("ENGINE", "").endswith("sqlite3") and name and not name.startswith(":memory:"):
         return Path(name).resolve().parent / "backups"
     return Path(settings.BASE_DIR) / "backups" if hasattr(settings, "BASE_DIR") else Path("backups")
+
+
+def is_test_database(alias: str) -> bool:
+    """True for a database that Django's test runner (or pytest-django) created and switched to.
+
+    Its backups would land in the real SAFEMIGRATE_BACKUP_DIR under the real alias (``--keepdb``,
+    ``--reuse-db``), so ``migrate`` leaves it to Django. Only while the test environment is set up.
+    """
+    if not hasattr(mail, "outbox"):  # setup_test_environment() installs it
+        return False
+    connection = connections[alias]
+    name = str(connection.settings_dict.get("NAME") or "")
+    return name == str(connection.creation._get_test_db_name()) or name.startswith(TEST_DATABASE_PREFIX)

@@ -79,9 +79,10 @@ from safemigrate.lock import migration_lock
 from safemigrate.manifest import (
     Manifest,
     _atomic_write,
-    backup_name,
     clean_reason,
     manifest_path_for,
+    partial_path,
+    reserve_backup_name,
     update_manifest,
 )
 from safemigrate.vendors import get_adapter
@@ -631,18 +632,29 @@ def _create_json_dump(
     directory = ensure_backup_dir(alias)
     now = dt.datetime.now(dt.UTC)
     suffix = "json" + file_suffix(conf.compress, bool(conf.encryption_key))
-    if backup is not None:
-        stem = backup.file.rsplit(f"-{backup.database}.", 1)[0]
-        name = f"{stem}-{alias}.{suffix}"
-    else:
-        name = backup_name(reason=reason, alias=alias, extension=suffix, directory=directory, when=now)
-    final = directory / name
-    partial = directory / f".{name}.partial"
-    sidecar = dump_manifest_path(final)
-    if progress:
-        progress(f"writing a JSON dump of {adapter.database_name()} to {final}")
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if backup is not None:
+            stem = backup.file.rsplit(f"-{backup.database}.", 1)[0]
+            name = f"{stem}-{alias}.{suffix}"
+            try:
+                fd = os.open(partial_path(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError as exc:
+                raise BackupError(
+                    f"a JSON dump of {backup.name} is already being written; wait for it to finish"
+                ) from exc
+        else:
+            name, fd = reserve_backup_name(
+                reason=reason, alias=alias, extension=suffix, directory=directory, when=now
+            )
+    except OSError as exc:
+        raise BackupError(_os_error_message(exc, directory)) from exc
+    final = directory / name
+    partial = partial_path(directory, name)
+    sidecar = dump_manifest_path(final)
+    created = [partial]  # a failure removes this run's own files, never another run's
+    try:
+        if progress:
+            progress(f"writing a JSON dump of {adapter.database_name()} to {final}")
         with os.fdopen(fd, "wb") as f:
             writer = BackupWriter(
                 f, compression=conf.compress, level=conf.compress_level, key=conf.encryption_key
@@ -661,6 +673,7 @@ def _create_json_dump(
             sha256=stats.sha256,
             raw_sha256=stats.raw_sha256,
         )
+        created.append(final)
         partial.replace(final)
         result = JsonDumpResult(
             path=final,
@@ -678,13 +691,14 @@ def _create_json_dump(
             migrations=migrations,
             duration=time.monotonic() - started,
         )
+        created.append(sidecar)
         _atomic_write(sidecar, _sidecar_bytes(result, adapter.database_name(), backup, reason))
         fsync_dir(directory)
     except OSError as exc:
-        _cleanup(partial, final, sidecar)
+        _cleanup(*created)
         raise BackupError(_os_error_message(exc, final)) from exc
     except BaseException:
-        _cleanup(partial, final, sidecar)
+        _cleanup(*created)
         raise
     if backup is not None:
         updated = update_manifest(backup, json_dump=result.as_json())

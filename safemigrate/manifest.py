@@ -7,6 +7,7 @@ re-read it under a per-folder file lock, so two of them never undo each other.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -109,16 +110,35 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def backup_name(*, reason: str, alias: str, extension: str, directory: Path, when: datetime) -> str:
-    """``backup-<reason>-<UTC timestamp>-<alias>.<ext>``, unique in ``directory``."""
+def partial_path(directory: Path, name: str) -> Path:
+    """Where backup ``name`` is written before it is complete (a dot file: never listed)."""
+    return directory / f".{name}.partial"
+
+
+def reserve_backup_name(
+    *, reason: str, alias: str, extension: str, directory: Path, when: datetime
+) -> tuple[str, int]:
+    """``backup-<reason>-<UTC timestamp>[-n]-<alias>.<ext>``, unique in ``directory``, and the open fd
+    of its partial file, which is created with O_EXCL: that file is the reservation, and the only one
+    the caller owns. Two processes in the same second get two names (the later one ``-2``, ``-3``…).
+    """
     stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     base = f"backup-{clean_reason(reason)}-{stamp}"
-    name = f"{base}-{alias}.{extension}"
-    n = 1
-    while (directory / name).exists() or (directory / (name + MANIFEST_SUFFIX)).exists():
-        n += 1
-        name = f"{base}-{n}-{alias}.{extension}"
-    return name
+    for n in itertools.count(1):
+        name = f"{base}-{alias}.{extension}" if n == 1 else f"{base}-{n}-{alias}.{extension}"
+        partial = partial_path(directory, name)
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue  # another run is writing this name
+        # Checked after reserving: a finished backup of this name was renamed from this partial, so
+        # none can appear once we hold it.
+        if (directory / name).exists() or (directory / (name + MANIFEST_SUFFIX)).exists():
+            os.close(fd)
+            partial.unlink()
+            continue
+        return name, fd
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

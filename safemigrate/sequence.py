@@ -121,8 +121,11 @@ def safe_migrate(
     target: str | None = None,
     progress: Progress | None = None,
     after_success: Callable[[str], None] | None = None,
+    before_lock: Callable[[], None] | None = None,
 ) -> SafeMigrateResult:
     """Run ``run_migrate`` (Django's migrate) inside the safe-migrate sequence.
+
+    ``before_lock`` runs once there is something to apply, before the lock and the backup.
 
     Raises IntegrityCheckFailed / BackupError (nothing changed), LockTimeout, or MigrationFailed
     (the failed migration was undone; its message says how, and what was kept).
@@ -136,6 +139,8 @@ def safe_migrate(
     if plan.is_empty:  # nothing to apply (every container start): Django as usual
         run_migrate()
         return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
+    if before_lock is not None:
+        before_lock()  # Django's own refusals (conflicts, history, arguments): before lock and backup
 
     # From the lock on, SIGTERM (a container stop) is an interrupt like Ctrl-C: every step ends
     # through its own clean-up and one line, never through Python's default handler.

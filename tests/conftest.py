@@ -19,9 +19,10 @@ def skip_or_fail(reason: str) -> None:
 
 @pytest.fixture
 def backup_dir(tmp_path: Path, settings) -> Path:
-    """A fresh SAFEMIGRATE_BACKUP_DIR for the test."""
+    """A fresh SAFEMIGRATE_BACKUP_DIR for the test; migrate guards the test database into it."""
     directory = tmp_path / "backups"
     settings.SAFEMIGRATE_BACKUP_DIR = str(directory)
+    settings.SAFEMIGRATE_GUARD_TEST_DATABASES = True
     return directory
 
 

@@ -10,6 +10,7 @@ from django.core.management.commands.migrate import Command as MigrateCommand
 from django.db.migrations.exceptions import InconsistentMigrationHistory, NodeNotFoundError
 
 from safemigrate import interrupts
+from safemigrate.conf import get_settings, is_test_database
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.management.base import command_error
 from safemigrate.plan import pending_plan
@@ -70,11 +71,11 @@ class Command(MigrateCommand):
             or options["fake"]
             or options["fake_initial"]
             or options["prune"]
+            or (is_test_database(database) and not get_settings().guard_test_databases)
         )
         if unguarded:
-            self.migrating = True
+            self.migrating = not (options["plan"] or options["check_unapplied"])  # those only read
             return super().handle(*args, **options)
-        self._refuse_like_django(*args, **options)
 
         def run_migrate() -> None:
             self.migrating = True
@@ -94,6 +95,7 @@ class Command(MigrateCommand):
                 target=options["migration_name"],
                 progress=progress,
                 after_success=queue_rotation,
+                before_lock=lambda: self._refuse_like_django(*args, **options),
             )
         except SafeMigrateError as exc:
             raise command_error(exc) from exc
