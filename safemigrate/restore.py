@@ -66,7 +66,7 @@ class RestorePreview:
 def deferred_signals() -> Iterator[None]:
     """Hold SIGINT/SIGTERM until the block ends, so Ctrl-C cannot cut a swap in half."""
     received: list[int] = []
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def remember(signum: int, frame: Any) -> None:
         received.append(signum)
@@ -153,7 +153,7 @@ def _stage(
             name=manifest.name,
         )
         try:
-            scratch = adapter.restore_to_scratch(reader, workdir=workdir, progress=progress)  # type: ignore[arg-type]
+            scratch = adapter.restore_to_scratch(reader, workdir=workdir, progress=progress)
         except OSError as exc:
             raise RestoreError(
                 f"restore failed: {exc.strerror or exc} unpacking {manifest.name} in {workdir}; "

@@ -30,6 +30,7 @@ from safemigrate.exceptions import (
 )
 from safemigrate.integrity import ensure_healthy
 from safemigrate.lock import migration_lock
+from safemigrate.models import MigrationRun
 from safemigrate.plan import MigrationPlan, pending_plan
 from safemigrate.restore import restore_backup
 from safemigrate.vendors import get_adapter
@@ -74,10 +75,10 @@ class _Run:
     started: float
     started_at: datetime
 
-    def record(self, status: str, *, backup: BackupResult | None = None, error: str = "") -> None:
+    def record(
+        self, status: MigrationRun.Status, *, backup: BackupResult | None = None, error: str = ""
+    ) -> None:
         """Log a MigrationRun row; the catalogue may not exist yet (or have just been rolled back)."""
-        from safemigrate.models import MigrationRun
-
         fields: dict[str, Any] = {}
         if backup is not None:
             fields["backup_name"] = backup.manifest.name
@@ -176,7 +177,7 @@ def safe_migrate(
             ensure_healthy(alias=alias, when="pre-migration check")
             backup = create_backup(alias=alias, reason="pre_migrate", progress=progress, lock=False)
         except (SafeMigrateError, KeyboardInterrupt) as exc:
-            run.record("refused", error=str(exc) or type(exc).__name__)
+            run.record(MigrationRun.Status.REFUSED, error=str(exc) or type(exc).__name__)
             if isinstance(exc, KeyboardInterrupt):
                 raise SafeMigrateError(
                     "interrupted while backing up: no migration was run and the database is "
@@ -206,7 +207,7 @@ def safe_migrate(
             ) from exc
         duration = time.monotonic() - started
         catalogue.sync_catalogue(alias=alias)  # the backup table may be new in this plan
-        run.record("applied", backup=backup)
+        run.record(MigrationRun.Status.APPLIED, backup=backup)
     if after_success is not None:
         try:
             after_success(alias)
@@ -228,9 +229,11 @@ def _rollback(
             raise SafeMigrateError("the restored database's migrations differ from the backup's")
     except BaseException as exc:
         logger.critical("ROLLBACK FAILED for %s: %s", alias, exc)
-        run.record("failed", backup=backup, error=f"{failed}: {reason}; rollback failed: {exc}")
+        run.record(
+            MigrationRun.Status.FAILED, backup=backup, error=f"{failed}: {reason}; rollback failed: {exc}"
+        )
         raise MigrationFailed(
             f"migration {failed} failed ({reason}) AND the automatic restore failed ({exc}); "
             f"restore by hand: manage.py restore {backup.manifest.name} --no-safety-backup"
         ) from exc
-    run.record("rolled_back", backup=backup, error=f"{failed}: {reason}")
+    run.record(MigrationRun.Status.ROLLED_BACK, backup=backup, error=f"{failed}: {reason}")

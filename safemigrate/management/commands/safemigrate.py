@@ -41,7 +41,8 @@ class Command(MigrateCommand):
             or options["prune"]
         )
         if unguarded:
-            return super().handle(*args, **options)
+            super().handle(*args, **options)
+            return None
 
         def run_migrate() -> None:
             super(Command, self).handle(*args, **options)
