@@ -3,7 +3,7 @@
 #   docker build -t fitnessdb . && docker run -e SECRET_KEY=... -v fitnessdb-data:/data -p 8000:8000 fitnessdb
 FROM python:3.11-slim-bookworm
 
-# EXTRAS: optional dependency groups from pyproject.toml, comma-separated (e.g. "s3").
+# EXTRAS: extras of the safemigrate distribution in pyproject.toml, comma-separated (e.g. "s3").
 ARG EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -26,11 +26,16 @@ RUN apt-get update \
 WORKDIR /app
 
 # Dependencies first, from pyproject.toml alone: this layer is rebuilt only when pyproject.toml
-# (or EXTRAS) changes, not on every source edit.
+# (or EXTRAS) changes, not on every source edit. They are the fitnessdb dependency group's, with
+# safemigrate's own (and its extras) in place of safemigrate, which runs from /app like the site.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-extras = [e for e in '${EXTRAS}'.split(',') if e]; \
-deps = p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]; \
+RUN python -c "import re, tomllib; t = tomllib.load(open('pyproject.toml', 'rb')); p = t['project']; \
+group = [d for d in t['dependency-groups']['fitnessdb'] if isinstance(d, str)]; \
+own = [d for d in group if re.match(r'safemigrate\b', d)]; \
+extras = {e for d in own for e in re.findall(r'\[(.*)\]', d)[0].split(',')}; \
+extras |= {e for e in '${EXTRAS}'.split(',') if e}; \
+deps = p['dependencies'] + [d for d in group if d not in own]; \
+deps += [d for e in sorted(extras) for d in p['optional-dependencies'][e]]; \
 open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
     && pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt

@@ -12,7 +12,7 @@ import contextlib
 from datetime import UTC, datetime
 from functools import update_wrapper
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.contrib import admin, messages
@@ -26,6 +26,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBase,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
@@ -112,8 +113,15 @@ class BackupStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+if TYPE_CHECKING:
+    BackupModelAdmin = admin.ModelAdmin[Backup]
+    MigrationRunModelAdmin = admin.ModelAdmin[MigrationRun]
+else:
+    BackupModelAdmin = MigrationRunModelAdmin = admin.ModelAdmin
+
+
 @admin.register(Backup)
-class BackupAdmin(admin.ModelAdmin):
+class BackupAdmin(BackupModelAdmin):
     list_display = [
         "created",
         "reason",
@@ -169,7 +177,7 @@ class BackupAdmin(admin.ModelAdmin):
         "json_dump",
     ]
 
-    def get_list_display(self, request: HttpRequest) -> list[str]:
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
         columns = list(super().get_list_display(request))
         if len(connections.databases) == 1:
             columns.remove("database")  # one database: the column says nothing
@@ -471,7 +479,7 @@ class BackupAdmin(admin.ModelAdmin):
         )
         return HttpResponseRedirect(change_url)
 
-    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+    def download_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
         """GET: stream the file as stored (permission safemigrate.download_backup; never cached)."""
         backup = self._get_backup(request, object_id)
         self._require(request, "download_backup")
@@ -595,6 +603,8 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
     step = (width - left) / max(len(backups), 12)
     biggest = max(b.size for b in backups) or 1
     bars = []
+    Status = MigrationRun.Status
+    bad_runs = (Status.ROLLED_BACK, Status.FAILED)
     for i, b in enumerate(backups):
         h = max(2.0, (height - top) * b.size / biggest)
         state = "missing" if not b.on_disk else "verified" if b.verified else "unverified"
@@ -614,7 +624,7 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
                 "cy": round(height - h - 5, 1),
                 "state": state,
                 "pinned": b.pinned,
-                "run": "ok" if run == "applied" else "bad" if run in ("rolled_back", "failed") else "",
+                "run": "ok" if run == Status.APPLIED else "bad" if run in bad_runs else "",
                 "label": label,
             }
         )
@@ -631,7 +641,7 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
 
 
 @admin.register(MigrationRun)
-class MigrationRunAdmin(admin.ModelAdmin):
+class MigrationRunAdmin(MigrationRunModelAdmin):
     list_display = [
         "started",
         "database",
@@ -645,7 +655,7 @@ class MigrationRunAdmin(admin.ModelAdmin):
     list_filter = ["status", "database"]
     search_fields = ["error", "backup_name"]
     date_hierarchy = "started"
-    fields = [
+    fields = (
         "started",
         "finished",
         "duration",
@@ -657,7 +667,7 @@ class MigrationRunAdmin(admin.ModelAdmin):
         "error",
         "host",
         "pid",
-    ]
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -672,7 +682,13 @@ class MigrationRunAdmin(admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, obj: MigrationRun) -> str:
         bad = obj.status in (MigrationRun.Status.ROLLED_BACK, MigrationRun.Status.FAILED)
-        css = "safemigrate-bad" if bad else "safemigrate-ok" if obj.status == "applied" else ""
+        css = (
+            "safemigrate-bad"
+            if bad
+            else "safemigrate-ok"
+            if obj.status == MigrationRun.Status.APPLIED
+            else ""
+        )
         return format_html('<span class="{}">{}</span>', css, obj.get_status_display())
 
     @admin.display(description=_("plan"))

@@ -127,7 +127,7 @@ def create_backup(
                 partial, compression=conf.compress, key=conf.encryption_key, name=name
             )
             try:
-                info = adapter.snapshot(writer, workdir=directory, progress=progress)  # type: ignore[arg-type]
+                info = adapter.snapshot(writer, workdir=directory, progress=progress)
                 stats = writer.finish()
                 if progress:
                     progress("finishing reading the backup back to verify it")

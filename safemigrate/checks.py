@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib.metadata import packages_distributions
+from pathlib import Path
 from typing import Any
 
-from croniter import croniter
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.core.management import get_commands
+from django.core.management import find_commands, get_commands
 
 from safemigrate.conf import COMPRESSIONS, INTEGRITY_LEVELS, backup_dir_for, get_settings
 
@@ -73,20 +74,89 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="safemigrate.E007",
             )
         )
-    for name, expression in (
-        ("SAFEMIGRATE_SCHEDULE", conf.schedule),
-        ("SAFEMIGRATE_VERIFY_SCHEDULE", conf.verify_schedule),
-    ):
-        if expression is not None and not croniter.is_valid(expression):
-            messages.append(
-                checks.Error(
-                    f"{name}={expression!r} is not a valid cron expression",
-                    hint="Use five fields (minute hour day month weekday), e.g. '0 3 * * *' "
-                    "for every day at 03:00, or unset it.",
-                    id="safemigrate.E006",
-                )
-            )
+    messages.extend(_check_schedules(conf.schedule, conf.verify_schedule))
     return messages
+
+
+def _check_schedules(schedule: str | None, verify_schedule: str | None) -> list[checks.CheckMessage]:
+    """E006 (a bad cron expression) and W004 (a schedule, but no django-q2 to run it)."""
+    wanted = [
+        (name, expression)
+        for name, expression in (
+            ("SAFEMIGRATE_SCHEDULE", schedule),
+            ("SAFEMIGRATE_VERIFY_SCHEDULE", verify_schedule),
+        )
+        if expression is not None
+    ]
+    if not wanted:
+        return []
+    if not apps.is_installed("django_q"):
+        names = " and ".join(name for name, _ in wanted)
+        return [
+            checks.Warning(
+                f"{names} is set, but django-q2 is not in INSTALLED_APPS: nothing runs the schedule",
+                hint="pip install 'safemigrate[tasks]', add 'django_q' to INSTALLED_APPS and run "
+                "manage.py qcluster; or unset it and run manage.py backup from cron.",
+                id="safemigrate.W004",
+            )
+        ]
+    from croniter import croniter
+
+    return [
+        checks.Error(
+            f"{name}={expression!r} is not a valid cron expression",
+            hint="Use five fields (minute hour day month weekday), e.g. '0 3 * * *' "
+            "for every day at 03:00, or unset it.",
+            id="safemigrate.E006",
+        )
+        for name, expression in wanted
+        if not croniter.is_valid(expression)
+    ]
+
+
+def _distribution(module: str) -> str:
+    """``app (the dist-name package)`` when an installed distribution provides ``module``."""
+    dists = packages_distributions().get(module.partition(".")[0], [])
+    return f"{module} (the {dists[0]} package)" if dists else module
+
+
+@checks.register()
+def check_command_name(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W003: another installed app (e.g. the unrelated django-safemigrate) also has a ``safemigrate``.
+
+    Django gives a command name to the first app in INSTALLED_APPS that has it, silently.
+    """
+    owners = [
+        config.name
+        for config in apps.get_app_configs()
+        if "safemigrate" in find_commands(str(Path(config.path) / "management"))
+    ]
+    others = [name for name in owners if name != "safemigrate"]
+    if not others:
+        return []
+    winner = get_commands().get("safemigrate")
+    if winner == "safemigrate":
+        losers = ", ".join(_distribution(name) for name in others)
+        msg = (
+            f"`manage.py safemigrate` runs safemigrate's command; the `safemigrate` command of "
+            f"{losers} cannot be run"
+        )
+        hint = (
+            "You lose that app's own `safemigrate` (django-safemigrate's runs only the migrations "
+            "marked Safe.before_deploy; this one applies every pending migration, with a backup and "
+            "rollback). Remove the other app from INSTALLED_APPS, or put it above 'safemigrate' and "
+            "migrate safely with `manage.py migrate`."
+        )
+    else:
+        msg = (
+            f"`manage.py safemigrate` runs the command of {_distribution(str(winner))}, not "
+            "safemigrate's: it migrates without safemigrate's checks, backup and rollback"
+        )
+        hint = (
+            "`manage.py migrate` is still safemigrate's and guarded: use it. Or put 'safemigrate' "
+            "above that app in INSTALLED_APPS (you then lose its `safemigrate`)."
+        )
+    return [checks.Warning(msg, hint=hint, id="safemigrate.W003")]
 
 
 @checks.register(checks.Tags.database)

@@ -17,9 +17,10 @@ import os
 import struct
 import threading
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from safemigrate.exceptions import ChecksumMismatch, RestoreError, SafeMigrateError
+from safemigrate.streams import ReadableStream
 
 # zstandard and cryptography are imported where used: every manage.py start imports this module
 # (the no-op migrate at each container start must cost little more than Django's own).
@@ -174,7 +175,7 @@ class BackupWriter:
 class _HashingSource:
     """Reads the stored bytes, hashing them, so a reader can check the file as it decodes."""
 
-    def __init__(self, fileobj: IO[bytes]) -> None:
+    def __init__(self, fileobj: ReadableStream) -> None:
         self.fileobj = fileobj
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -263,7 +264,7 @@ class BackupReader:
     """Decodes a stored backup as a readable stream; ``check(sha256)`` after reading it all."""
 
     def __init__(
-        self, fileobj: IO[bytes], *, compression: str, encrypted: bool, key: str | None, name: str
+        self, fileobj: ReadableStream, *, compression: str, encrypted: bool, key: str | None, name: str
     ) -> None:
         self.name = name
         self.source = _HashingSource(fileobj)
@@ -286,7 +287,8 @@ class BackupReader:
 
         self.started = True
         try:
-            return self.stream.read(n)
+            data: bytes = self.stream.read(n)
+            return data
         except (zstandard.ZstdError, OSError, EOFError) as exc:
             if isinstance(exc, SafeMigrateError):
                 raise

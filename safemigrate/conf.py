@@ -95,7 +95,8 @@ def backup_dir_for(alias: str) -> Path:
     name = str(db.get("NAME") or "")
     if db.get("ENGINE", "").endswith("sqlite3") and name and not name.startswith(":memory:"):
         return Path(name).resolve().parent / "backups"
-    return Path(settings.BASE_DIR) / "backups" if hasattr(settings, "BASE_DIR") else Path("backups")
+    base_dir = getattr(settings, "BASE_DIR", None)
+    return Path(base_dir) / "backups" if base_dir is not None else Path("backups")
 
 
 def is_test_database(alias: str) -> bool:

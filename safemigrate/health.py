@@ -133,6 +133,8 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
 
     SAFEMIGRATE_MAX_BACKUP_AGE_HOURS=0 turns the age warning off.
     """
+    from safemigrate.models import MigrationRun
+
     max_age = get_settings().max_backup_age_hours
     now = now or datetime.now(UTC)
     newest = next(
@@ -170,7 +172,7 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                 ),
             )
         )
-    if last_run is not None and last_run.status == "rolled_back":
+    if last_run is not None and last_run.status == MigrationRun.Status.ROLLED_BACK:
         problems.append(
             Problem(
                 id="safemigrate.W002",
@@ -187,7 +189,7 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                 ),
             )
         )
-    elif last_run is not None and last_run.status == "failed":
+    elif last_run is not None and last_run.status == MigrationRun.Status.FAILED:
         problems.append(
             Problem(
                 id="safemigrate.W002",

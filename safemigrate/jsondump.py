@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import django
@@ -213,7 +213,7 @@ def dumped_models(*, alias: str = "default") -> list[type[models.Model]]:
                 continue
         for f in [*model._meta.local_fields, *model._meta.local_many_to_many]:
             if f.remote_field is not None:
-                deps[model].add(f.remote_field.model._meta.concrete_model)
+                deps[model].add(_concrete(f.remote_field.model))
         deps[model] = {d for d in deps[model] if d in included and d is not model}
     ordered: list[type[models.Model]] = []
     done: set[type[models.Model]] = set()
@@ -230,22 +230,21 @@ def _label(model: type[models.Model]) -> str:
     return model._meta.label_lower
 
 
+def _concrete(model: type[models.Model]) -> type[models.Model]:
+    """The model whose table holds the rows (itself, unless it is a proxy)."""
+    return model._meta.concrete_model or model
+
+
 def _serialized_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
     """The columns a row carries under "fields", as Django's serializer chooses them."""
-    return [
-        f
-        for f in model._meta.concrete_model._meta.local_fields
-        if f.serialize and not getattr(f, "generated", False)
-    ]
+    fields: list[Any] = _concrete(model)._meta.local_fields
+    return [f for f in fields if f.serialize and not getattr(f, "generated", False)]
 
 
 def _auto_m2m(model: type[models.Model]) -> list[models.ManyToManyField[Any, Any]]:
     """Many-to-many fields stored with the row (auto-created through tables only)."""
-    return [
-        f
-        for f in model._meta.concrete_model._meta.local_many_to_many
-        if f.serialize and f.remote_field.through._meta.auto_created
-    ]
+    fields: list[Any] = _concrete(model)._meta.local_many_to_many
+    return [f for f in fields if f.serialize and f.remote_field.through._meta.auto_created]
 
 
 def _has_natural_key(model: type[models.Model]) -> bool:
@@ -296,7 +295,7 @@ class _NaturalKeys:
             return
         if len(self.cache) + len(missing) > self.LIMIT:
             self.cache.clear()
-        qs = self.model._base_manager.using(self.alias).select_related()
+        qs: Any = self.model._base_manager.using(self.alias).select_related()
         for obj in qs.filter(**{f"{self.to_field}__in": missing}):
             self.cache[getattr(obj, self.to_field)] = list(obj.natural_key())
 
@@ -339,7 +338,7 @@ class _ModelWriter:
         for i, f in enumerate(self.fields, start=1):
             related = f.remote_field.model if f.remote_field is not None else None
             if related is not None and _has_natural_key(related):
-                keys = _NaturalKeys(related, alias, f.target_field.attname)
+                keys = _NaturalKeys(related, alias, cast(Any, f).target_field.attname)
                 self.natural.append((i, keys))
                 self.columns.append((i, f.name, frozenset(), None, self._natural(keys)))
                 continue
@@ -377,7 +376,7 @@ class _ModelWriter:
             if isinstance(value, Decimal):
                 return str(value)
             if custom and not isinstance(value, _PLAIN):
-                return f.value_to_string(_Holder(f.attname, value))
+                return f.value_to_string(cast(Any, _Holder(f.attname, value)))
             return value
 
         if internal == "DateTimeField" and self.utc:
@@ -387,7 +386,7 @@ class _ModelWriter:
         return frozenset(), None, convert
 
     def _m2m_reader(self, f: models.ManyToManyField[Any, Any]) -> Callable[[list[Any]], dict[Any, list[Any]]]:
-        through = f.remote_field.through
+        through: Any = f.remote_field.through
         source = through._meta.get_field(f.m2m_field_name()).attname
         target = through._meta.get_field(f.m2m_reverse_field_name()).attname
         related = f.remote_field.model
@@ -464,7 +463,7 @@ class _ModelWriter:
 
 def _natural_primary_lines(model: type[models.Model], alias: str) -> list[bytes]:
     """The few rows of a NATURAL_PRIMARY model through Django's serializer, in natural-key order."""
-    objs = list(model._base_manager.using(alias).select_related())
+    objs: list[Any] = list(model._base_manager.using(alias).select_related())
     objs.sort(key=lambda obj: obj.natural_key())
     data = serializers.serialize("python", objs, use_natural_foreign_keys=True, use_natural_primary_keys=True)
     for item in data:
@@ -960,7 +959,8 @@ class _ModelLoader:
         )
         self.m2m: list[tuple[str, str, tuple[frozenset[type], Any, Callable[[Any], Any]]]] = []
         for f in _auto_m2m(model):
-            through = f.remote_field.through._meta
+            through_model: Any = f.remote_field.through
+            through = through_model._meta
             sql = (
                 f"INSERT INTO {qn(through.db_table)} "  # noqa: S608
                 f"({qn(f.m2m_column_name())}, {qn(f.m2m_reverse_name())}) VALUES (%s, %s)"
@@ -975,7 +975,9 @@ class _ModelLoader:
         """(types passed as they are, memo or None, converter) for one column."""
         if f.remote_field is not None and natural_of is None:
             related = f.remote_field.model
-            return self._column(f.target_field, natural_of=related if _has_natural_key(related) else None)
+            return self._column(
+                cast(Any, f).target_field, natural_of=related if _has_natural_key(related) else None
+            )
         connection, ops = self.connection, self.connection.ops
 
         def prep(value: Any) -> Any:
@@ -1069,7 +1071,7 @@ class _NaturalResolver:
     def __call__(self, model: type[models.Model], key: list[Any]) -> Any:
         cache_key = (model, tuple(key))
         if cache_key not in self.cache:
-            manager = model._default_manager.db_manager(self.alias)
+            manager: Any = model._default_manager.db_manager(self.alias)
             try:
                 self.cache[cache_key] = manager.get_by_natural_key(*key).pk
             except ObjectDoesNotExist as exc:
@@ -1405,7 +1407,8 @@ def _delete_rows(cursor: Any, model_list: list[type[models.Model]], connection: 
         if _label(model) in NATURAL_PRIMARY:
             continue
         for f in _auto_m2m(model):
-            cursor.execute(f"DELETE FROM {qn(f.remote_field.through._meta.db_table)}")  # noqa: S608
+            through: Any = f.remote_field.through
+            cursor.execute(f"DELETE FROM {qn(through._meta.db_table)}")  # noqa: S608
         cursor.execute(f"DELETE FROM {qn(model._meta.db_table)}")  # noqa: S608
 
 

@@ -374,7 +374,9 @@ def fetch_offsite(*, name: str, alias: str = "default", storage_alias: str | Non
                 raise RestoreError(
                     f"{what} holds the manifest of {name} but not the backup file; fetch another backup"
                 )
-            moves = [(temp(remote.file), final, remote.size, remote.sha256)]
+            moves: list[tuple[Path, Path, int | None, str | None]] = [
+                (temp(remote.file), final, remote.size, remote.sha256)
+            ]
             dump = remote.json_dump or {}
             dump_file = dump.get("file")
             if dump_file and storage.exists(dump_file):

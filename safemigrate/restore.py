@@ -127,7 +127,7 @@ def _stage(
             name=manifest.name,
         )
         try:
-            scratch = adapter.restore_to_scratch(reader, workdir=workdir, progress=progress)  # type: ignore[arg-type]
+            scratch = adapter.restore_to_scratch(reader, workdir=workdir, progress=progress)
         except OSError as exc:
             raise RestoreError(
                 f"restore failed: {exc.strerror or exc} unpacking {manifest.name} in {workdir}; "

@@ -34,6 +34,7 @@ from safemigrate.exceptions import (
 )
 from safemigrate.integrity import ensure_healthy
 from safemigrate.lock import migration_lock
+from safemigrate.models import MigrationRun
 from safemigrate.plan import MigrationPlan, pending_plan
 from safemigrate.restore import restore_backup
 from safemigrate.vendors import get_adapter
@@ -65,8 +66,6 @@ class _Run:
         self, status: str, *, backup: BackupResult | None = None, error: str = "", rollback: str = ""
     ) -> None:
         """Log a MigrationRun row; the catalogue may not exist yet (or have just been rolled back)."""
-        from safemigrate.models import MigrationRun
-
         fields: dict[str, Any] = {}
         if backup is not None:
             fields["backup_name"] = backup.manifest.name

@@ -1,5 +1,9 @@
 """django-q2 tasks: plain functions with primitive arguments that call the library.
 
+django-q2 is optional (the ``tasks`` extra): without ``django_q`` in INSTALLED_APPS, the work that
+would be queued after a migration or backup (rotation, off-site copy, JSON dump) runs at once, in
+the same process.
+
 Each returns a small JSON-able summary (django-q2 stores it as the task's result, visible in its
 admin). Failures are logged on the ``safemigrate`` logger and re-raised, so django-q2 records a
 Failure with the message.
@@ -12,8 +16,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from django.apps import apps
 from django.db import transaction
-from django_q.tasks import async_task
+from django.utils.module_loading import import_string
 
 from safemigrate.conf import get_settings
 from safemigrate.exceptions import LockTimeout, SafeMigrateError
@@ -23,6 +28,16 @@ logger = logging.getLogger("safemigrate")
 GROUP = "safemigrate"
 VERIFY_LIMIT = 3
 """How many unverified backups one ``verify_backups`` run checks by default."""
+
+
+def run_task(path: str, *args: Any) -> None:
+    """Queue task ``path`` on django-q2; without django-q2 installed, run it now instead."""
+    if apps.is_installed("django_q"):
+        from django_q.tasks import async_task
+
+        async_task(path, *args, group=GROUP)
+        return
+    import_string(path)(*args)
 
 
 @contextlib.contextmanager
@@ -67,7 +82,7 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
             reason = f"scheduled backup of {alias!r} skipped: {exc}"
             logger.warning("%s", reason)
             return {"alias": alias, "skipped": reason}
-    transaction.on_commit(lambda: async_task("safemigrate.tasks.rotate_backups", alias, group=GROUP))
+    transaction.on_commit(lambda: run_task("safemigrate.tasks.rotate_backups", alias))
     manifest = result.manifest
     queue_offsite_copy(alias=alias, name=manifest.name)
     return {
@@ -172,7 +187,7 @@ def queue_offsite_copy(*, alias: str, name: str) -> bool:
 
     def enqueue() -> None:
         try:
-            async_task("safemigrate.tasks.copy_offsite", name, alias, group=GROUP)
+            run_task("safemigrate.tasks.copy_offsite", name, alias)
         except Exception as exc:  # noqa: BLE001 - housekeeping must not fail a backup
             logger.warning("could not queue the off-site copy of %s: %s", name, exc)
 
@@ -187,8 +202,8 @@ def queue_after_migrate(alias: str) -> None:
     """
 
     def enqueue() -> None:
-        async_task("safemigrate.tasks.rotate_backups", alias, group=GROUP)
+        run_task("safemigrate.tasks.rotate_backups", alias)
         if get_settings().json_after_migrate:
-            async_task("safemigrate.tasks.dump_json", alias, group=GROUP)
+            run_task("safemigrate.tasks.dump_json", alias)
 
     transaction.on_commit(enqueue)

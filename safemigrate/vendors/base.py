@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.exceptions import LockTimeout, UnsupportedOperation
+from safemigrate.streams import ReadableStream, WritableStream
 
 if TYPE_CHECKING:
     from safemigrate.plan import MigrationPlan
@@ -70,7 +71,9 @@ class VendorAdapter(abc.ABC):
 
     # --- snapshot & restore ---------------------------------------------------------------
     @abc.abstractmethod
-    def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
+    def snapshot(
+        self, sink: WritableStream, *, workdir: Path, progress: Progress | None = None
+    ) -> SnapshotInfo:
         """Write a consistent online snapshot as a raw byte stream into ``sink``.
 
         Must not change the live database; must check the snapshot (``integrity_errors`` of what
@@ -79,7 +82,7 @@ class VendorAdapter(abc.ABC):
 
     @abc.abstractmethod
     def restore_to_scratch(
-        self, source: BinaryIO, *, workdir: Path, progress: Progress | None = None
+        self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
     ) -> Scratch:
         """Load a raw snapshot stream into a scratch copy, leaving the live database untouched."""
 

@@ -15,10 +15,11 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO
 
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import SafeMigrateError
+from safemigrate.streams import WritableStream
 
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
@@ -91,7 +92,7 @@ def stream_out(
     args: list[str],
     *,
     env: Mapping[str, str],
-    sink: BinaryIO,
+    sink: WritableStream,
     error: type[SafeMigrateError],
     what: str,
     hint: str = "",

@@ -24,13 +24,14 @@ import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import MySQLdb
 from django.db import transaction
 
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
+from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import Progress, Scratch, SnapshotInfo, VendorAdapter
 from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out
 
@@ -130,7 +131,7 @@ class DumpRowCounter:
 class _Tee:
     """Writes to the sink and to the row counter."""
 
-    def __init__(self, sink: BinaryIO, counter: DumpRowCounter) -> None:
+    def __init__(self, sink: WritableStream, counter: DumpRowCounter) -> None:
         self.sink, self.counter = sink, counter
 
     def write(self, data: bytes) -> int:
@@ -238,7 +239,9 @@ class Adapter(VendorAdapter):
         ]
         return args, env
 
-    def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
+    def snapshot(
+        self, sink: WritableStream, *, workdir: Path, progress: Progress | None = None
+    ) -> SnapshotInfo:
         args, env = self.dump_command()
         counter = DumpRowCounter()
         if progress:
@@ -246,7 +249,7 @@ class Adapter(VendorAdapter):
         stream_out(
             args,
             env=env,
-            sink=_Tee(sink, counter),  # type: ignore[arg-type]
+            sink=_Tee(sink, counter),
             error=BackupError,
             what=f"{Path(args[0]).name} of {self.database_name()}",
             hint=self._hint(),
@@ -272,7 +275,7 @@ class Adapter(VendorAdapter):
         cursor.execute(f"CREATE DATABASE {_q(name)}{charset}")
 
     def restore_to_scratch(
-        self, source: BinaryIO, *, workdir: Path, progress: Progress | None = None
+        self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
     ) -> Scratch:
         name = _derived_name(self.live_name, "scratch")
         args, env = self.restore_command(name)  # a missing tool fails before any work
@@ -409,8 +412,8 @@ class Adapter(VendorAdapter):
                 except MySQLdb.Error as exc:
                     failed.append((item, exc))
             if len(failed) == len(pending):
-                item, exc = failed[0]
-                raise RestoreError(f"cannot recreate {item[0].lower()} {item[1]}: {exc}")
+                item, first_error = failed[0]
+                raise RestoreError(f"cannot recreate {item[0].lower()} {item[1]}: {first_error}")
             pending = [item for item, _ in failed]
 
     def swap_in(

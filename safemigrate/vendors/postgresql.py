@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.db import transaction
@@ -36,6 +36,7 @@ from psycopg import sql
 
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
+from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import (
     RESTORE,
     TRANSACTION,
@@ -311,7 +312,9 @@ class Adapter(VendorAdapter):
             args.append(f"--snapshot={snapshot}")
         return args, self._tool_env(self.live_name)
 
-    def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
+    def snapshot(
+        self, sink: WritableStream, *, workdir: Path, progress: Progress | None = None
+    ) -> SnapshotInfo:
         conn = self._connect(self.live_name, error=BackupError)
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -396,7 +399,7 @@ class Adapter(VendorAdapter):
         return args, self._tool_env(scratch_name)
 
     def restore_to_scratch(
-        self, source: BinaryIO, *, workdir: Path, progress: Progress | None = None
+        self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
     ) -> Scratch:
         with contextlib.closing(self._maintenance(error=RestoreError)) as admin:
             major = _server_major(admin)
@@ -476,7 +479,7 @@ class Adapter(VendorAdapter):
         if row is None:
             return
         has_acl, connlimit = row
-        statements: list[sql.Composable] = []
+        statements: list[sql.Composed | sql.SQL] = []
         if connlimit != -1:
             statements.append(
                 sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(target, sql.Literal(connlimit))

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError as DjangoDatabaseError
 from django.db import transaction
@@ -27,6 +27,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.codec import CHUNK, SQLITE_MAGIC, fsync_dir
 from safemigrate.exceptions import BackupError, RestoreError
+from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import (
     RESTORE,
     TRANSACTION,
@@ -230,7 +231,9 @@ class Adapter(VendorAdapter):
             conn.close()
 
     # --- snapshot -------------------------------------------------------------------------
-    def snapshot(self, sink: BinaryIO, *, workdir: Path, progress: Progress | None = None) -> SnapshotInfo:
+    def snapshot(
+        self, sink: WritableStream, *, workdir: Path, progress: Progress | None = None
+    ) -> SnapshotInfo:
         if self.path is not None and self.path.exists():
             # The raw snapshot needs the database's size in the backup folder for a moment.
             needed = self.path.stat().st_size
@@ -331,7 +334,7 @@ class Adapter(VendorAdapter):
 
     # --- restore --------------------------------------------------------------------------
     def restore_to_scratch(
-        self, source: BinaryIO, *, workdir: Path, progress: Progress | None = None
+        self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
     ) -> Scratch:
         path = workdir / f".restore-{os.getpid()}-{time.time_ns()}.sqlite3"
         try:

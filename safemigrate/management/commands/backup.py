@@ -54,15 +54,16 @@ class Command(SafeMigrateCommand):
                 raise CommandError("--offsite copies a backup; it does not go with --json-only")
             get_storage()  # fail before backing up when there is nowhere to copy to
         if json_only:
-            dump = create_json_dump(alias=database, reason=reason, progress=self.progress)
+            only = create_json_dump(alias=database, reason=reason, progress=self.progress)
             if format == "json":
-                self.write_json(dump.as_json())
+                self.write_json(only.as_json())
                 return
-            self._describe_dump(dump)
-            self.stdout.write(self.style.SUCCESS(f"JSON dump done in {dump.duration:.2f}s"))
+            self._describe_dump(only)
+            self.stdout.write(self.style.SUCCESS(f"JSON dump done in {only.duration:.2f}s"))
             return
         result = create_backup(alias=database, reason=reason, progress=self.progress)
-        manifest, dump = result.manifest, None
+        manifest = result.manifest
+        dump: JsonDumpResult | None = None
         if with_json:
             dump = create_json_dump(alias=database, backup=manifest, progress=self.progress)
             manifest = dump.backup or manifest

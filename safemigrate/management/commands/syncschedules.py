@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
+from django.core.management.base import CommandError
+
 from safemigrate.management.base import SafeMigrateCommand
-from safemigrate.schedules import sync_schedules, wanted_schedules
 
 
 class Command(SafeMigrateCommand):
@@ -19,6 +21,13 @@ class Command(SafeMigrateCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not apps.is_installed("django_q"):
+            raise CommandError(
+                "schedules need django-q2: pip install 'safemigrate[tasks]' and add 'django_q' to "
+                "INSTALLED_APPS"
+            )
+        from safemigrate.schedules import sync_schedules, wanted_schedules
+
         outcome = sync_schedules()
         crons = {spec.name: spec.cron for spec in wanted_schedules()}
         for name, what in outcome.items():

@@ -28,6 +28,8 @@ with migration_lock(alias="default", timeout=30):
 
 def project_env(*, database: Path | str, backup_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a second process on the same database file and backup folder."""
+    if not hasattr(settings, "BASE_DIR"):
+        pytest.skip("a second process needs the fitnessdb project's settings (not the minimal ones)")
     env = {k: v for k, v in os.environ.items() if k not in ("Q_BROKER_URL", "REDIS_URL")}
     env.update(
         DJANGO_SETTINGS_MODULE="fitnessdb.settings",
