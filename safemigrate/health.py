@@ -34,6 +34,8 @@ class LastRun:
     started: datetime
     error: str
     backup_name: str
+    rollback: str = ""
+    """transaction | restore | "" (recorded before rollback kinds existed)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def last_migration_run(*, alias: str = "default") -> LastRun | None:
         ).astimezone(UTC),
         error=run.error,
         backup_name=run.backup_name,
+        rollback=run.rollback,
     )
 
 
@@ -184,6 +187,10 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                     "It was rolled back by the database transaction (nothing was written); fix "
                     "the migration and run migrate again."
                     if last_run.rollback == "transaction"
+                    else f"The database was restored from {last_run.backup_name or 'its backup'}; "
+                    "the failed database was kept (named above): copy any rows written meanwhile "
+                    "from it, drop it, fix the migration and run migrate again."
+                    if "kept as" in last_run.error
                     else f"The database was restored from {last_run.backup_name or 'its backup'} and "
                     "is as it was before; fix the migration and run migrate again."
                 ),

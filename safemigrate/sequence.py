@@ -282,6 +282,7 @@ def _migrate_in_transaction(
     except BaseException as exc:  # noqa: BLE001 - whatever it is, it is a ROLLBACK
         failure = exc
     failed = ""
+    failed_at = time.monotonic()
     with interrupts.deferred() as held:  # a COMMIT or ROLLBACK is never cut in half
         if failure is None:
             try:
@@ -319,6 +320,9 @@ def _migrate_in_transaction(
             )
         return RESTORE
     logger.error("%s failed (%s); rolled back by the database transaction", failed, reason)
+    logger.info(
+        "undid the failed migration on %s in %.3fs (transaction)", alias, time.monotonic() - failed_at
+    )
     with interrupts.deferred():
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}", rollback=TRANSACTION)
     raise MigrationFailed(
@@ -397,6 +401,7 @@ def _restore_after_failure(
     """
     alias = run.alias
     name = backup.manifest.name
+    started = time.monotonic()
     with interrupts.deferred():
         changed = get_adapter(alias).changed_since(marker)  # before the connection is closed
         connections[alias].close()  # a failed migration may leave a broken transaction behind
@@ -432,6 +437,7 @@ def _restore_after_failure(
                 f"the failed database is kept as {result.kept}: copy any such rows from it, then "
                 "drop it."
             )
+        logger.info("undid the failed migration on %s in %.3fs (restore)", alias, time.monotonic() - started)
         kept = f"; the failed database is kept as {result.kept}" if result.kept else ""
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}{kept}", rollback=RESTORE)
         raise MigrationFailed(

@@ -130,7 +130,8 @@ def test_entrypoint__failed_migration_exits_nonzero_and_never_runs_the_command(t
     assert "Traceback" not in result.stderr
     assert (
         "CommandError: migration migrapp.0002_item_note failed (MIGRAPP_FAIL: data migration "
-        "failed half-way); the database was restored from backup-pre_migrate-"
+        "failed half-way); rolled back by the database transaction — nothing was written; the "
+        "pre-migration backup backup-pre_migrate-"
     ) in result.stderr
     assert (
         "entrypoint: safemigrate failed (exit 1): the migration was refused or rolled back "

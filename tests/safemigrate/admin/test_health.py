@@ -94,6 +94,15 @@ def test_w002__last_run_rolled_back(backup_dir):
     assert message.hint.startswith("The database was restored from backup-x")
 
 
+def test_w002__hint_follows_the_rollback_kind(backup_dir):
+    run("rolled_back", error="boom", backup_name="backup-x", rollback="transaction")
+    [message] = [m for m in checks.run_checks(databases=["default"]) if m.id == "safemigrate.W002"]
+    assert message.hint.startswith("It was rolled back by the database transaction (nothing was written)")
+    run("rolled_back", error="boom; the failed database is kept as db_smfailed_1", rollback="restore")
+    [message] = [m for m in checks.run_checks(databases=["default"]) if m.id == "safemigrate.W002"]
+    assert "the failed database was kept (named above)" in message.hint
+
+
 def test_w002__failed_rollback_says_how_to_restore(backup_dir):
     run("failed", error="boom; rollback failed: disk", backup_name="backup-y")
     [message] = [m for m in checks.run_checks(databases=["default"]) if m.id == "safemigrate.W002"]
