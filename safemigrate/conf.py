@@ -109,4 +109,5 @@ def is_test_database(alias: str) -> bool:
         return False
     connection = connections[alias]
     name = str(connection.settings_dict.get("NAME") or "")
-    return name == str(connection.creation._get_test_db_name()) or name.startswith(TEST_DATABASE_PREFIX)
+    test_name = (connection.settings_dict.get("TEST") or {}).get("NAME")
+    return name.startswith(TEST_DATABASE_PREFIX) or (bool(test_name) and name == str(test_name))

@@ -33,7 +33,7 @@ def _handle(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def _installed() -> Iterator[None]:
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     try:
         for sig in _SIGNALS:
             previous[sig] = signal.signal(sig, _handle)

@@ -102,7 +102,7 @@ def needs_autocommit(operation: Operation, *, backwards: bool = False) -> bool:
         return True
     if isinstance(operation, ops.RunSQL):
         sql = operation.reverse_sql if backwards else operation.sql
-        statements = sql if isinstance(sql, list | tuple) else [sql]
+        statements = sql if isinstance(sql, list | tuple) else [sql or ""]
         return any(_NO_TRANSACTION.search(str(s)) for s in statements)
     return False
 

@@ -207,9 +207,10 @@ def _locked(
     marker = get_adapter(alias).change_marker()
     backup = _checked_backup(run, progress=progress)
     try:
-        if kind == TRANSACTION:
-            kind = _migrate_in_transaction(run, plan, backup, run_migrate, progress, marker)
-        if kind == RESTORE:
+        undo: str | None = kind
+        if undo == TRANSACTION:  # None once committed; RESTORE when the engine refused a statement
+            undo = _migrate_in_transaction(run, plan, backup, run_migrate, progress, marker)
+        if undo == RESTORE:
             _migrate_or_restore(run, plan, backup, run_migrate, progress, marker)
     except KeyboardInterrupt as exc:  # between steps: no migration had started
         with interrupts.deferred():

@@ -475,7 +475,7 @@ class Adapter(VendorAdapter):
             conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=20)
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                return conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+                return bool(conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok")
             finally:
                 conn.close()
         except sqlite3.Error:

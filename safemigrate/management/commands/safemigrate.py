@@ -75,7 +75,8 @@ class Command(MigrateCommand):
         )
         if unguarded:
             self.migrating = not (options["plan"] or options["check_unapplied"])  # those only read
-            return super().handle(*args, **options)
+            super().handle(*args, **options)
+            return None
 
         def run_migrate() -> None:
             self.migrating = True
