@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from safemigrate import interrupts
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.manifest import Manifest
 
@@ -22,7 +23,8 @@ class SafeMigrateCommand(BaseCommand):
     def execute(self, *args: Any, **options: Any) -> Any:
         self.verbosity = options.get("verbosity", 1)
         try:
-            return super().execute(*args, **options)
+            with interrupts.interruptible():  # SIGTERM (docker stop) cleans up like Ctrl-C
+                return super().execute(*args, **options)
         except SafeMigrateError as exc:
             raise command_error(exc) from exc
         except KeyboardInterrupt as exc:

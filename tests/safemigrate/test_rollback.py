@@ -257,3 +257,61 @@ def test_restore__by_hand_command_works_with_no_terminal(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert table_dump(db) == before
+
+
+def test_backup__sigterm_leaves_no_plaintext_temporary_file(tmp_path):
+    """docker stop during a backup: one line, exit 130, no .snapshot-* or .partial left behind."""
+    env = prepared_db(tmp_path)
+    db = tmp_path / "db.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 400000) "
+            "INSERT INTO migrapp_item (name, qty) SELECT hex(randomblob(40)), i FROM n"
+        )
+    folder = tmp_path / "backups"
+    proc = popen("backup", env=env)
+    deadline = time.monotonic() + 60
+    while not (folder.exists() and any(folder.glob(".*"))):
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert one_line_error(err) == "CommandError: interrupted; nothing was left half-done"
+    assert list(folder.iterdir()) == []
+
+
+def test_safemigrate__disk_full_mid_migration_is_rolled_back_and_loses_nothing(tmp_path):
+    """The file-size limit lets the backup through but not the migration's rebuilt table."""
+    import resource
+
+    env = prepared_db(tmp_path)
+    db = tmp_path / "db.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 20000) "
+            "INSERT INTO migrapp_item (name, qty) SELECT hex(randomblob(40)), i FROM n"
+        )
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = table_dump(db)
+    limit = int(db.stat().st_size * 1.3)
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "migrate"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limited,  # noqa: PLW1509
+    )
+    assert result.returncode == 1
+    line = one_line_error(result.stderr)
+    assert "migration migrapp.0002_item_note failed (" in line
+    assert "rolled back by the database transaction — nothing was written" in line
+    assert table_dump(db) == before
+    assert leftovers(tmp_path) == []
