@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from safemigrate.backup import create_backup
+from safemigrate.exceptions import BackupError
+from safemigrate.jsondump import create_json_dump
 from safemigrate.vendors.sqlite import Adapter
 from tests.safemigrate.helpers import ROOT
 
@@ -84,3 +86,14 @@ def test_create_backup__skips_and_keeps_another_runs_file_in_the_same_second(bac
     result = create_backup(alias="default", reason="race")
     assert result.path.name.endswith(f"-2{suffix}")
     assert all(other.read_bytes() == b"another run's data" for other in others)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_json_dump__refuses_and_keeps_a_dump_of_the_same_backup_in_progress(backup_dir):
+    manifest = create_backup(alias="default", reason="race").manifest
+    stem = manifest.file.rsplit("-default.", 1)[0]
+    other = backup_dir / f".{stem}-default.json.zst.partial"
+    other.write_bytes(b"another run's dump")
+    with pytest.raises(BackupError, match=f"a JSON dump of {manifest.name} is already being written"):
+        create_json_dump(alias="default", backup=manifest)
+    assert other.read_bytes() == b"another run's dump"
