@@ -19,7 +19,7 @@ echo "matrix: wheel $(basename "$wheel")"
 # The app's tests, without the project: settings, the test apps and tests/safemigrate.
 src="$work/src"
 rm -rf "$src" && mkdir -p "$src/tests"
-cp pyproject.toml README.md "$src/"
+cp pyproject.toml README.md CHANGELOG.md "$src/"
 cp tests/__init__.py tests/conftest.py tests/safemigrate_settings.py tests/safemigrate_urls.py "$src/tests/"
 cp -r tests/migrapp tests/othersafemigrate tests/safemigrate "$src/tests/"
 
