@@ -230,6 +230,15 @@ def _label(model: type[models.Model]) -> str:
     return model._meta.label_lower
 
 
+def _with_foreign_keys(qs: models.QuerySet[Any]) -> models.QuerySet[Any]:
+    """``qs`` joined to its non-null foreign keys, which natural keys usually read.
+
+    What ``select_related()`` without arguments did; Django 6.1 deprecates that form.
+    """
+    names = [f.name for f in qs.model._meta.concrete_fields if f.many_to_one and not f.null]
+    return qs.select_related(*names) if names else qs
+
+
 def _concrete(model: type[models.Model]) -> type[models.Model]:
     """The model whose table holds the rows (itself, unless it is a proxy)."""
     return model._meta.concrete_model or model
@@ -295,7 +304,7 @@ class _NaturalKeys:
             return
         if len(self.cache) + len(missing) > self.LIMIT:
             self.cache.clear()
-        qs: Any = self.model._base_manager.using(self.alias).select_related()
+        qs: Any = _with_foreign_keys(self.model._base_manager.using(self.alias))
         for obj in qs.filter(**{f"{self.to_field}__in": missing}):
             self.cache[getattr(obj, self.to_field)] = list(obj.natural_key())
 
@@ -463,7 +472,7 @@ class _ModelWriter:
 
 def _natural_primary_lines(model: type[models.Model], alias: str) -> list[bytes]:
     """The few rows of a NATURAL_PRIMARY model through Django's serializer, in natural-key order."""
-    objs: list[Any] = list(model._base_manager.using(alias).select_related())
+    objs: list[Any] = list(_with_foreign_keys(model._base_manager.using(alias)))
     objs.sort(key=lambda obj: obj.natural_key())
     data = serializers.serialize("python", objs, use_natural_foreign_keys=True, use_natural_primary_keys=True)
     for item in data:
