@@ -45,6 +45,11 @@ class SafeMigrateSettings:
     """Queue a portable JSON dump after each successful migration."""
     max_backup_age_hours: float = 48.0
     """Warn (system check, admin banner) when the newest verified backup is older than this."""
+    admin_backup_interval: float = 300.0
+    """Seconds between two "Back up now" clicks in the admin (per database): a staff user cannot
+    fill the disk with them."""
+    free_space_reserve: int = 512 * 2**20
+    """Bytes that must stay free in the backup folder after a "Back up now" backup."""
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -69,6 +74,8 @@ def get_settings() -> SafeMigrateSettings:
         lock_timeout=float(_setting("LOCK_TIMEOUT", 300.0)),
         json_after_migrate=bool(_setting("JSON_AFTER_MIGRATE", False)),
         max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
+        admin_backup_interval=float(_setting("ADMIN_BACKUP_INTERVAL", 300.0)),
+        free_space_reserve=int(_setting("FREE_SPACE_RESERVE", 512 * 2**20)),
     )
 
 

@@ -86,9 +86,10 @@ DUMP_MANIFEST_SUFFIX = ".dump-manifest.json"
 CHUNK_SIZE = 2000
 """Rows read per fetch on export and inserted per batch on import."""
 PROGRESS_EVERY = 200_000
-EXCLUDED_APPS = frozenset({"django_q", "safemigrate"})
+EXCLUDED_APPS = frozenset({"django_q", "safemigrate", "sessions"})
 """Installation state, not data: django-q2's queue, task results and schedules (re-registered from
-settings), and safemigrate's own catalogue and run log (rebuilt from the backup folder)."""
+settings), and safemigrate's own catalogue and run log (rebuilt from the backup folder); and
+sessions, which are logins: whoever reads a dump must not be able to replay one."""
 NATURAL_PRIMARY = frozenset({"contenttypes.contenttype", "auth.permission"})
 """Models whose rows ``migrate`` creates in every database with its own ids: dumped without primary
 keys and merged on import by natural key, like ``dumpdata --natural-primary``."""

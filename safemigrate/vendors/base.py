@@ -20,6 +20,11 @@ from safemigrate.exceptions import LockTimeout
 
 Progress = Callable[[str], None]
 
+SECRET_TABLES = ("django_session",)
+"""Tables whose rows a backup leaves out: a session key is a login, so anyone who could read a
+backup (Download, the off-site bucket) could replay the superuser's session. Their structure is
+kept; after a restore everyone logs in again."""
+
 
 @dataclass(frozen=True)
 class SnapshotInfo:

@@ -36,7 +36,7 @@ from psycopg import sql
 
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
-from safemigrate.vendors.base import Progress, Scratch, SnapshotInfo, VendorAdapter
+from safemigrate.vendors.base import SECRET_TABLES, Progress, Scratch, SnapshotInfo, VendorAdapter
 from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out, tool_version
 
 logger = logging.getLogger("safemigrate")
@@ -290,6 +290,7 @@ class Adapter(VendorAdapter):
             "--format=custom",
             "--compress=0",
             "--no-password",
+            *(f"--exclude-table-data={table}" for table in SECRET_TABLES),
         ]
         if snapshot:
             args.append(f"--snapshot={snapshot}")
@@ -328,8 +329,9 @@ class Adapter(VendorAdapter):
                 counter.join()
         finally:
             conn.close()
+        counts = result.get("counts", {})
         return SnapshotInfo(
-            row_counts=result.get("counts", {}),
+            row_counts={**counts, **{t: 0 for t in SECRET_TABLES if t in counts}},
             migrations=result.get("migrations", {}),
             integrity_errors=result.get("errors", []),
         )

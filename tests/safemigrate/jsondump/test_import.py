@@ -193,7 +193,7 @@ def test_load_json_dump__says_which_apps_are_at_other_migrations(dump):
 
     def manifest(info):
         info["migrations"]["tracker"].append("0099_future")
-        info["migrations"]["sessions"] = []
+        info["migrations"]["contenttypes"] = ["0001_initial"]
 
     rewrite_dump(result.path, manifest=manifest)
 
@@ -201,9 +201,9 @@ def test_load_json_dump__says_which_apps_are_at_other_migrations(dump):
         load_json_dump(path=result.path, alias="default")
 
     assert str(excinfo.value) == (
-        f"{result.path.name} was made at other migrations than this code: sessions (only in "
-        "this database: 0001_initial); tracker (only in the dump: 0099_future). Load it with "
-        "code at the dump's migrations (then migrate), or migrate the source and dump again; "
+        f"{result.path.name} was made at other migrations than this code: contenttypes (only in "
+        "this database: 0002_remove_content_type_name); tracker (only in the dump: 0099_future). "
+        "Load it with code at the dump's migrations (then migrate), or migrate the source and dump again; "
         "the database was not changed"
     )
 
