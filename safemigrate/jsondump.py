@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import hmac
 import json
 import logging
 import os
@@ -63,6 +64,7 @@ from safemigrate.codec import (
     file_sha256,
     file_suffix,
     fsync_dir,
+    mac_of,
     verify_encoded_file,
 )
 from safemigrate.conf import get_settings
@@ -74,7 +76,14 @@ from safemigrate.exceptions import (
     SafeMigrateError,
 )
 from safemigrate.lock import migration_lock
-from safemigrate.manifest import Manifest, _atomic_write, backup_name, clean_reason, update_manifest
+from safemigrate.manifest import (
+    Manifest,
+    _atomic_write,
+    backup_name,
+    clean_reason,
+    read_json_file,
+    update_manifest,
+)
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress
 
@@ -648,6 +657,9 @@ def _sidecar_bytes(result: JsonDumpResult, database_name: str, backup: Manifest 
         "django_version": django.get_version(),
     }
     data.pop("path")
+    key = get_settings().encryption_key
+    if key:  # authenticated like a backup manifest: no swapped, edited or renamed dump is loaded
+        data["mac"] = mac_of(data, key)
     return json.dumps(data, indent=2, sort_keys=True).encode()
 
 
@@ -671,16 +683,17 @@ def read_dump_manifest(path: Path) -> _DumpInfo:
     if not path.is_file():
         raise RestoreError(f"no JSON dump at {path}")
     try:
-        data = json.loads(sidecar.read_text())
+        data = read_json_file(sidecar)
     except FileNotFoundError as exc:
         raise RestoreError(
             f"{path.name} has no dump manifest beside it ({sidecar.name}); restore --json needs "
             "it to check the dump: copy it with the dump"
         ) from exc
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         raise RestoreError(f"{sidecar} is not a safemigrate dump manifest ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise RestoreError(f"{sidecar} is not a safemigrate JSON dump manifest")
+    _check_dump_authenticated(path, data)
     if data.get("version", 0) > FORMAT_VERSION:
         raise RestoreError(
             f"{path.name} is dump format {data['version']}, newer than this code reads "
@@ -698,6 +711,24 @@ def read_dump_manifest(path: Path) -> _DumpInfo:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RestoreError(f"{sidecar} is not a complete dump manifest (missing {exc})") from exc
+
+
+def _check_dump_authenticated(path: Path, data: dict[str, Any]) -> None:
+    """With SAFEMIGRATE_ENCRYPTION_KEY set: only an encrypted dump whose sidecar carries our MAC
+    and names this very file (see manifest.authentication_problem)."""
+    key = get_settings().encryption_key
+    if not key:
+        return
+    fields = {k: v for k, v in data.items() if k != "mac"}
+    if not data.get("encryption"):
+        problem = "is not encrypted but SAFEMIGRATE_ENCRYPTION_KEY is set"
+    elif not isinstance(data.get("mac"), str) or not hmac.compare_digest(data["mac"], mac_of(fields, key)):
+        problem = "has a dump manifest that fails its authentication (changed, or made with another key)"
+    elif data.get("file") != path.name:
+        problem = f"is named {path.name} but its dump manifest describes {data.get('file')}"
+    else:
+        return
+    raise RestoreError(f"{path.name} {problem}; it was not loaded and the database was not changed")
 
 
 def _check_file(info: _DumpInfo) -> None:

@@ -32,7 +32,7 @@ from django.db import transaction
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
 from safemigrate.vendors.base import SECRET_TABLES, Progress, Scratch, SnapshotInfo, VendorAdapter
-from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out
+from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out, tool_version
 
 logger = logging.getLogger("safemigrate")
 
@@ -264,7 +264,10 @@ class Adapter(VendorAdapter):
         """The client's argument list and environment (the password only in the environment)."""
         tool = find_tool(_CLIENT_TOOLS, error=RestoreError, install=_INSTALL)
         options, env = self._client_env()
-        return [tool, *options, "--binary-mode", "--batch", scratch_name], env
+        # A backup file may be crafted: no LOAD DATA LOCAL (it reads the app host's files) and,
+        # with MariaDB's client, no client commands that touch the file system or run programs.
+        sandbox = ["--sandbox"] if "MariaDB" in tool_version(tool) else []
+        return [tool, *options, "--binary-mode", "--batch", "--local-infile=0", *sandbox, scratch_name], env
 
     def _create_schema(self, cursor: Any, name: str, *, like: str) -> None:
         cursor.execute(

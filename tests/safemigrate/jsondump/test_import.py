@@ -117,6 +117,31 @@ def test_load_json_dump__encrypted_round_trip(fitness_data, settings):
     assert table_rows(ROWS) == rows
 
 
+def test_load_json_dump__with_a_key_a_planted_unencrypted_dump_is_refused(fitness_data, settings):
+    """Swap attack: a plaintext dump (an attacker's superuser in it) where a key is set."""
+    planted = create_json_dump(alias="default")  # made without the key
+    empty_database()
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "correct horse battery staple"
+
+    with pytest.raises(RestoreError, match=r"is not encrypted but SAFEMIGRATE_ENCRYPTION_KEY is set"):
+        load_json_dump(path=planted.path, alias="default")
+    assert nothing_loaded()
+
+
+def test_load_json_dump__with_a_key_an_edited_dump_manifest_is_refused(fitness_data, settings):
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "correct horse battery staple"
+    result = create_json_dump(alias="default")
+    empty_database()
+    sidecar = result.manifest_path
+    data = json.loads(sidecar.read_text())
+    data["models"]["tracker.exercise"] += 1
+    sidecar.write_text(json.dumps(data))
+
+    with pytest.raises(RestoreError, match=r"fails its authentication"):
+        load_json_dump(path=result.path, alias="default")
+    assert nothing_loaded()
+
+
 def test_load_json_dump__truncated_file_is_refused_before_anything_changes(dump):
     result, *_ = dump
     data = result.path.read_bytes()
