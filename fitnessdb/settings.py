@@ -28,6 +28,11 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# HTTPS hardening (`check --deploy`): off by default, so plain-HTTP local use keeps working.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 
 INSTALLED_APPS = [
     # safemigrate first: its `migrate` overrides Django's (and any later app's).
@@ -155,6 +160,8 @@ SAFEMIGRATE_LOCK_TIMEOUT = env.float("SAFEMIGRATE_LOCK_TIMEOUT", default=300.0)
 SAFEMIGRATE_FENCE_RETRY_AFTER = env.int("SAFEMIGRATE_FENCE_RETRY_AFTER", default=30)
 SAFEMIGRATE_JSON_AFTER_MIGRATE = env.bool("SAFEMIGRATE_JSON_AFTER_MIGRATE", default=False)
 SAFEMIGRATE_MAX_BACKUP_AGE_HOURS = env.float("SAFEMIGRATE_MAX_BACKUP_AGE_HOURS", default=48.0)
+SAFEMIGRATE_ADMIN_BACKUP_INTERVAL = env.float("SAFEMIGRATE_ADMIN_BACKUP_INTERVAL", default=300.0)
+SAFEMIGRATE_FREE_SPACE_RESERVE = env.int("SAFEMIGRATE_FREE_SPACE_RESERVE", default=512 * 2**20)
 
 # Off-site copies of backups: STORAGES["backups"], only when a target is configured (safemigrate
 # copies each backup there, `restore --from-storage NAME` fetches one back). Either an S3 bucket

@@ -9,6 +9,9 @@ and an expected failure is a message and a redirect, never a 500.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
+import stat
 from datetime import UTC, datetime
 from functools import update_wrapper
 from pathlib import Path
@@ -17,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.auth import get_user_model, logout
+from django.contrib.auth import HASH_SESSION_KEY, get_user_model, logout
+from django.contrib.sessions.backends.base import CreateError
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connections, transaction
 from django.db.models import QuerySet
@@ -33,19 +37,21 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.cache import patch_cache_control
+from django.utils.crypto import constant_time_compare
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from safemigrate import catalogue
 from safemigrate.backup import create_backup
+from safemigrate.conf import backup_dir_for
 from safemigrate.exceptions import BackupNotFound, SafeMigrateError
 from safemigrate.health import Problem, backup_health
 from safemigrate.management.base import human_size
-from safemigrate.manifest import Manifest, read_manifest, update_manifest
+from safemigrate.manifest import Manifest, is_backup_name, read_manifest, update_manifest
 from safemigrate.models import Backup, MigrationRun
 from safemigrate.restore import restore_backup, restore_preview, verify_backup
-from safemigrate.rotation import delete_backup_files
+from safemigrate.rotation import admin_backup_refusal, delete_backup_files
 
 CHART_BACKUPS = 40
 """How many of the newest backups the change list's chart shows."""
@@ -309,7 +315,7 @@ class BackupAdmin(BackupModelAdmin):
         user = request.user
         return {
             "can_backup": user.has_perm("safemigrate.add_backup"),
-            "can_restore": user.has_perm("safemigrate.restore_backup"),
+            "can_restore": _may_restore(user),
             "can_download": user.has_perm("safemigrate.download_backup"),
             "can_verify": user.has_perm("safemigrate.change_backup"),
             "can_pin": user.has_perm("safemigrate.change_backup"),
@@ -343,6 +349,10 @@ class BackupAdmin(BackupModelAdmin):
         alias = request.POST.get("database") or "default"
         if alias not in connections:
             self.message_user(request, _("Unknown database %r.") % alias, messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        refusal = admin_backup_refusal(alias=alias)
+        if refusal:
+            self.message_user(request, _("Backup not made: %s.") % refusal, messages.ERROR)
             return HttpResponseRedirect(changelist)
         try:
             result = create_backup(alias=alias, reason="admin")
@@ -387,7 +397,8 @@ class BackupAdmin(BackupModelAdmin):
     def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: what the restore will change. POST (CSRF) from that page: restore."""
         backup = self._get_backup(request, object_id)
-        self._require(request, "restore_backup")
+        if not _may_restore(request.user):
+            raise PermissionDenied
         change_url = self._url("change", backup.pk)
         try:
             manifest = _manifest(backup)
@@ -484,7 +495,7 @@ class BackupAdmin(BackupModelAdmin):
         backup = self._get_backup(request, object_id)
         self._require(request, "download_backup")
         try:
-            handle = Path(backup.path).open("rb")  # noqa: SIM115 - FileResponse closes it
+            handle = _open_backup_file(backup)
         except OSError as exc:
             self.message_user(
                 request,
@@ -562,15 +573,43 @@ class BackupAdmin(BackupModelAdmin):
                 obj.delete()
 
 
+def _may_restore(user: Any) -> bool:
+    """Restore is superuser-only (plus the permission): a restore brings back every account as it
+    was then, so whoever restores can make themselves last night's superuser."""
+    return bool(user.is_active and user.is_superuser and user.has_perm("safemigrate.restore_backup"))
+
+
+def _open_backup_file(backup: Backup) -> Any:
+    """The backup's file, opened for reading: only a regular file with a backup name directly in
+    the database's backup folder, never through a symlink (a planted link would serve any file)."""
+    path = Path(backup.path)
+    folder = backup_dir_for(backup.database).resolve() if backup.database in connections else None
+    if folder is None or not is_backup_name(path.name) or path.parent.resolve() != folder:
+        raise OSError(errno.EPERM, "not a file in the backup folder")
+    fd = os.open(folder / path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EPERM, "not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def _session_survived(request: HttpRequest, user_pk: Any) -> bool:
-    """True when this request's session and user are still in the (restored) database."""
+    """True when this request's user is still in the (restored) database, the same superuser with
+    the same password; backups hold no sessions, so this login (and no other) is saved again."""
     try:
+        user = get_user_model()._default_manager.filter(pk=user_pk, is_active=True, is_superuser=True).first()
+        auth_hash = request.session.get(HASH_SESSION_KEY)
+        if (
+            user is None
+            or not auth_hash
+            or not constant_time_compare(auth_hash, user.get_session_auth_hash())
+        ):
+            return False
         key = request.session.session_key
         if not key or not request.session.exists(key):
-            return False
-        user_model = get_user_model()
-        return user_model._default_manager.filter(pk=user_pk, is_active=True).exists()
-    except DatabaseError:
+            request.session.save(must_create=bool(key))
+        return True
+    except (DatabaseError, CreateError):
         return False
 
 

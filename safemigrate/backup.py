@@ -6,9 +6,11 @@ the data is written under a temporary name and only renamed once it has been rea
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from safemigrate import catalogue
 from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix, fsync_dir
 from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import BackupError
+from safemigrate.leftovers import private_workdir, sweep_leftovers
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import (
     MANIFEST_SUFFIX,
@@ -57,6 +60,10 @@ def ensure_backup_dir(alias: str) -> Path:
             f"cannot create the backup folder {directory}: {exc.strerror}; "
             "create it or set SAFEMIGRATE_BACKUP_DIR"
         ) from exc
+    # Backups hold every row: the folder is ours alone, whatever made it (the image's mkdir -p).
+    with contextlib.suppress(OSError):
+        if stat.S_IMODE(directory.stat().st_mode) != 0o700:
+            directory.chmod(0o700)
     if not os.access(directory, os.W_OK | os.X_OK):
         raise BackupError(
             f"the backup folder {directory} is not writable; fix its permissions or set "
@@ -97,6 +104,7 @@ def create_backup(
     started = time.monotonic()
     adapter = get_adapter(alias)
     directory = ensure_backup_dir(alias)
+    sweep_leftovers(directory)  # a killed run's plaintext copies go before a new one is made
     now = datetime.now(UTC)
     extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
     try:
@@ -127,7 +135,7 @@ def create_backup(
                 partial, compression=conf.compress, key=conf.encryption_key, name=name
             )
             try:
-                info = adapter.snapshot(writer, workdir=directory, progress=progress)
+                info = adapter.snapshot(writer, workdir=private_workdir(directory), progress=progress)
                 stats = writer.finish()
                 if progress:
                     progress("finishing reading the backup back to verify it")

@@ -14,9 +14,15 @@ from django.conf import settings
 from django.db import DatabaseError, router
 from django.utils import timezone
 
-from safemigrate.conf import backup_dir_for
+from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import BackupNotFound
-from safemigrate.manifest import MANIFEST_SUFFIX, Manifest, list_manifests, read_manifest
+from safemigrate.manifest import (
+    MANIFEST_SUFFIX,
+    Manifest,
+    authentication_problem,
+    list_manifests,
+    read_manifest,
+)
 
 logger = logging.getLogger("safemigrate")
 
@@ -179,8 +185,22 @@ def find_backup(ref: str | int, *, alias: str) -> Manifest:
     )
 
 
+def sweep_leftover_files(*, alias: str | None = None) -> list[str]:
+    """Remove leftovers of interrupted runs from the backup folder(s); the names removed."""
+    from safemigrate.leftovers import sweep_leftovers
+
+    aliases = [alias] if alias else _known_aliases()
+    removed: list[str] = []
+    for directory in dict.fromkeys(backup_dir_for(each) for each in aliases):
+        removed.extend(sweep_leftovers(directory))
+    return removed
+
+
 def latest_backup(*, alias: str, verified_only: bool = True) -> Manifest:
+    key = get_settings().encryption_key
     for manifest in list_backups(alias=alias):
+        if authentication_problem(manifest, key):
+            continue  # with a key, a manifest we cannot authenticate is never "the latest"
         if manifest.verified or not verified_only:
             return manifest
     raise BackupNotFound(

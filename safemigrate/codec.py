@@ -4,15 +4,19 @@ Writing: raw bytes -> compressor (zstd on two threads, gzip or none) -> encrypto
 hashing the raw stream and the stored bytes on the way. Reading undoes it in one pass, hashing the
 stored bytes, so a restore can refuse a damaged file before anything is changed.
 
-Encrypted files are ``SMENC1`` + salt + nonce prefix, then AES-256-GCM chunks of at most 1 MiB, each
+Encrypted files are ``SMENC2`` + scrypt parameters (log2 N, r, p) + salt + nonce prefix (``SMENC1``:
+PBKDF2, no parameters; still read), then AES-256-GCM chunks of at most 1 MiB, each
 ``len(4) || ciphertext+tag``, the nonce counting chunks and the last chunk marked in the associated
 data, so reordering, truncation and a wrong key are all detected.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import hmac
+import json
 import os
 import struct
 import threading
@@ -26,7 +30,11 @@ from safemigrate.streams import ReadableStream
 # (the no-op migrate at each container start must cost little more than Django's own).
 
 CHUNK = 1 << 20
-ENC_MAGIC = b"SMENC1\n"
+ENC_MAGIC = b"SMENC2\n"
+"""Version 2: scrypt with its parameters in the header. Version 1 (PBKDF2) files still decrypt."""
+ENC_MAGIC_V1 = b"SMENC1\n"
+SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P = 15, 8, 1
+"""~32 MiB and ~0.1 s per file: a guess at the passphrase costs an attacker as much."""
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -42,8 +50,34 @@ def file_suffix(compression: str, encrypted: bool) -> str:
     return EXTENSIONS[compression] + (".enc" if encrypted else "")
 
 
-def _derive_key(passphrase: str, salt: bytes) -> bytes:
+def _derive_key_v1(passphrase: str, salt: bytes) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", passphrase.encode(), salt, _KDF_ITERATIONS, dklen=32)
+
+
+def _derive_key(passphrase: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    return Scrypt(salt=salt, length=32, n=2**log2_n, r=r, p=p).derive(passphrase.encode())
+
+
+@functools.lru_cache(maxsize=4)
+def mac_key(passphrase: str) -> bytes:
+    """The key that authenticates manifests: scrypt of the passphrase (cached: ~50 ms each).
+
+    A fixed salt is fine here: the key only needs to differ from the per-file encryption keys
+    and to cost an attacker without the passphrase a scrypt per guess.
+    """
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    return Scrypt(salt=b"safemigrate manifest mac v1", length=32, n=2**14, r=8, p=1).derive(
+        passphrase.encode()
+    )
+
+
+def mac_of(data: dict[str, Any], passphrase: str) -> str:
+    """HMAC-SHA256 of ``data`` in canonical JSON (sorted keys, no spaces)."""
+    payload = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return "hmac-sha256:" + hmac.new(mac_key(passphrase), payload, hashlib.sha256).hexdigest()
 
 
 class _HashingSink:
@@ -71,11 +105,12 @@ class _Encryptor:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         salt, self.prefix = os.urandom(16), os.urandom(8)
-        self.aead = AESGCM(_derive_key(passphrase, salt))
+        params = (SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
+        self.aead = AESGCM(_derive_key(passphrase, salt, *params))
         self.sink = sink
         self.buffer = bytearray()
         self.counter = 0
-        sink.write(ENC_MAGIC + salt + self.prefix)
+        sink.write(ENC_MAGIC + bytes(params) + salt + self.prefix)
 
     def _seal(self, data: bytes, last: bool) -> None:
         nonce = self.prefix + struct.pack(">I", self.counter)
@@ -195,15 +230,21 @@ class _Decryptor:
 
     def __init__(self, source: _HashingSource, passphrase: str | None, name: str) -> None:
         self.source, self.name = source, name
-        header = source.read(len(ENC_MAGIC) + 24)
-        if not header.startswith(ENC_MAGIC) or len(header) < len(ENC_MAGIC) + 24:
+        magic = source.read(len(ENC_MAGIC))
+        params = source.read(3) if magic == ENC_MAGIC else b""
+        header = source.read(24)
+        if magic not in (ENC_MAGIC, ENC_MAGIC_V1) or len(header) < 24 or len(params) not in (0, 3):
             raise RestoreError(f"{name} is not a safemigrate encrypted backup")
+        if params and not (14 <= params[0] <= 17 and 1 <= params[1] <= 8 and params[2] == 1):
+            # Bounded: a crafted header must not make us spend gigabytes deriving a key.
+            raise RestoreError(f"{name} is not a safemigrate encrypted backup (key derivation parameters)")
         if not passphrase:
             raise WrongKey(f"{name} is encrypted; set SAFEMIGRATE_ENCRYPTION_KEY to the key it was made with")
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        salt, self.prefix = header[len(ENC_MAGIC) : -8], header[-8:]
-        self.aead = AESGCM(_derive_key(passphrase, salt))
+        salt, self.prefix = header[:16], header[16:]
+        key = _derive_key(passphrase, salt, *params) if params else _derive_key_v1(passphrase, salt)
+        self.aead = AESGCM(key)
         self.counter = 0
         self.buffer = b""
         self.done = False
@@ -215,6 +256,8 @@ class _Decryptor:
         if len(head) < 4:
             raise ChecksumMismatch(f"{self.name} is truncated (encrypted stream ends early)")
         (length,) = struct.unpack(">I", head)
+        if length > CHUNK + 16:  # a chunk and its tag: a larger length is damage or an attack
+            raise ChecksumMismatch(f"{self.name} is damaged (encrypted chunk {self.counter} is too long)")
         sealed = self.source.read(length)
         if len(sealed) < length:
             raise ChecksumMismatch(f"{self.name} is truncated (encrypted stream ends early)")
@@ -251,7 +294,7 @@ def detect_format(path: os.PathLike[str] | str) -> tuple[str, bool]:
     """(compression, encrypted) from the file's first bytes; raises for a file that is no backup."""
     with open(path, "rb") as f:
         head = f.read(16)
-    if head.startswith(ENC_MAGIC):
+    if head.startswith((ENC_MAGIC, ENC_MAGIC_V1)):
         return "unknown", True
     if head.startswith(ZSTD_MAGIC):
         return "zstd", False

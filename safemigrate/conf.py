@@ -51,6 +51,11 @@ class SafeMigrateSettings:
     """Retry-After (seconds) of the fence middleware's 503 while the migration lock is held."""
     guard_test_databases: bool = False
     """Guard ``migrate`` on test databases too (safemigrate's own tests); by default they get Django's."""
+    admin_backup_interval: float = 300.0
+    """Seconds between two "Back up now" clicks in the admin (per database): a staff user cannot
+    fill the disk with them."""
+    free_space_reserve: int = 512 * 2**20
+    """Bytes that must stay free in the backup folder after a "Back up now" backup."""
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -77,6 +82,8 @@ def get_settings() -> SafeMigrateSettings:
         max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
         fence_retry_after=int(_setting("FENCE_RETRY_AFTER", 30)),
         guard_test_databases=bool(_setting("GUARD_TEST_DATABASES", False)),
+        admin_backup_interval=float(_setting("ADMIN_BACKUP_INTERVAL", 300.0)),
+        free_space_reserve=int(_setting("FREE_SPACE_RESERVE", 512 * 2**20)),
     )
 
 

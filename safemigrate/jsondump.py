@@ -23,6 +23,7 @@ import base64
 import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -65,6 +66,7 @@ from safemigrate.codec import (
     file_sha256,
     file_suffix,
     fsync_dir,
+    mac_of,
     verify_encoded_file,
 )
 from safemigrate.conf import get_settings
@@ -82,6 +84,7 @@ from safemigrate.manifest import (
     clean_reason,
     manifest_path_for,
     partial_path,
+    read_json_file,
     reserve_backup_name,
     update_manifest,
 )
@@ -100,9 +103,10 @@ CHUNK_SIZE = 2000
 PROGRESS_EVERY = 200_000
 _MAX_LINE = 64 << 20
 """Bytes a dump's header is read up to: a file without one in its first lines is refused."""
-EXCLUDED_APPS = frozenset({"django_q", "safemigrate"})
+EXCLUDED_APPS = frozenset({"django_q", "safemigrate", "sessions"})
 """Installation state, not data: django-q2's queue, task results and schedules (re-registered from
-settings), and safemigrate's own catalogue and run log (rebuilt from the backup folder)."""
+settings), and safemigrate's own catalogue and run log (rebuilt from the backup folder); and
+sessions, which are logins: whoever reads a dump must not be able to replay one."""
 NATURAL_PRIMARY = frozenset({"contenttypes.contenttype", "auth.permission"})
 """Models whose rows ``migrate`` creates in every database with its own ids: dumped without primary
 keys and merged on import by natural key, like ``dumpdata --natural-primary``."""
@@ -731,6 +735,9 @@ def _sidecar_bytes(result: JsonDumpResult, database_name: str, backup: Manifest 
         "django_version": django.get_version(),
     }
     data.pop("path")
+    key = get_settings().encryption_key
+    if key:  # authenticated like a backup manifest: no swapped, edited or renamed dump is loaded
+        data["mac"] = mac_of(data, key)
     return json.dumps(data, indent=2, sort_keys=True).encode()
 
 
@@ -760,13 +767,14 @@ def read_dump_manifest(path: Path) -> _DumpInfo:
     if not path.is_file():
         raise RestoreError(f"no JSON dump at {path}")
     try:
-        data = json.loads(sidecar.read_text())
+        data = read_json_file(sidecar)
     except FileNotFoundError:
         return _read_dump_header(path)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         raise RestoreError(f"{sidecar} is not a safemigrate dump manifest ({exc})") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise RestoreError(f"{sidecar} is not a safemigrate JSON dump manifest")
+    _check_dump_authenticated(path, data)
     if data.get("version", 0) > FORMAT_VERSION:
         raise RestoreError(
             f"{path.name} is dump format {data['version']}, newer than this code reads "
@@ -811,6 +819,12 @@ def _read_dump_header(path: Path) -> _DumpInfo:
             f"`manage.py restore --file {path}` (or by its name); restore --json takes a ….json… dump"
         )
     compression, encrypted = _dump_compression(path)
+    if get_settings().encryption_key and not encrypted:
+        # Without the authenticated sidecar only AES-GCM vouches for the content.
+        raise RestoreError(
+            f"{path.name} is not encrypted but SAFEMIGRATE_ENCRYPTION_KEY is set, and it has no "
+            "authenticated dump manifest beside it; it was not loaded and the database was not changed"
+        )
     with path.open("rb") as f:
         reader = BackupReader(
             f, compression=compression, encrypted=encrypted, key=get_settings().encryption_key, name=path.name
@@ -858,6 +872,24 @@ def _read_dump_header(path: Path) -> _DumpInfo:
         models=dict.fromkeys(labels, -1),
         migrations={k: list(v) for k, v in migrations.items()},
     )
+
+
+def _check_dump_authenticated(path: Path, data: dict[str, Any]) -> None:
+    """With SAFEMIGRATE_ENCRYPTION_KEY set: only an encrypted dump whose sidecar carries our MAC
+    and names this very file (see manifest.authentication_problem)."""
+    key = get_settings().encryption_key
+    if not key:
+        return
+    fields = {k: v for k, v in data.items() if k != "mac"}
+    if not data.get("encryption"):
+        problem = "is not encrypted but SAFEMIGRATE_ENCRYPTION_KEY is set"
+    elif not isinstance(data.get("mac"), str) or not hmac.compare_digest(data["mac"], mac_of(fields, key)):
+        problem = "has a dump manifest that fails its authentication (changed, or made with another key)"
+    elif data.get("file") != path.name:
+        problem = f"is named {path.name} but its dump manifest describes {data.get('file')}"
+    else:
+        return
+    raise RestoreError(f"{path.name} {problem}; it was not loaded and the database was not changed")
 
 
 def _check_file(info: _DumpInfo) -> None:

@@ -28,10 +28,16 @@ from safemigrate.backup import ensure_backup_dir
 from safemigrate.codec import fsync_dir
 from safemigrate.conf import get_settings
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
+from safemigrate.leftovers import private_workdir
 from safemigrate.manifest import (
     MANIFEST_SUFFIX,
+    MAX_MANIFEST_BYTES,
     Manifest,
+    check_trusted,
+    is_backup_name,
+    manifest_from_data,
     manifest_path_for,
+    read_json_file,
     read_manifest,
     update_manifest,
     utc_now_iso,
@@ -317,18 +323,22 @@ def list_offsite(*, storage_alias: str | None = None, alias: str | None = None) 
 def _download(
     storage: Storage, name: str, dest: Path, *, size: int | None, sha256: str | None, what: str
 ) -> None:
-    """Stream object ``name`` into ``dest`` (0600, fsynced); RestoreError when it is not as expected."""
+    """Stream object ``name`` into ``dest`` (new, 0600, fsynced); RestoreError when it is not as
+    expected. Never follows a symlink at ``dest`` and never writes more than ``size`` bytes."""
     digest = hashlib.sha256()
     written = 0
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    limit = size if size is not None else MAX_MANIFEST_BYTES
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as out, storage.open(name, "rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
-            out.write(chunk)
             written += len(chunk)
+            if written > limit:
+                break
+            out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
-    if (size is not None and written != size) or (sha256 and digest.hexdigest() != sha256):
+    if written > limit or (size is not None and written != size) or (sha256 and digest.hexdigest() != sha256):
         raise RestoreError(
             f"{name} in {what} is damaged ({written} bytes, sha256 {digest.hexdigest()[:12]}…, "
             "not what its manifest says); it was not used and the database was not changed. "
@@ -339,12 +349,20 @@ def _download(
 def fetch_offsite(*, name: str, alias: str = "default", storage_alias: str | None = None) -> Manifest:
     """Download backup ``name`` (and its manifest, JSON dump) into the backup folder of ``alias``.
 
-    Written under temporary names, fsynced, checked against the manifest's size and sha256, then
+    The storage may have been written by an attacker: the manifest is checked first (every name
+    in it a plain backup name, its MAC when SAFEMIGRATE_ENCRYPTION_KEY is set), before any other
+    object is downloaded. Then written under temporary names in the private work folder (new
+    files, no symlink followed), fsynced, checked against the manifest's size and sha256, and
     renamed (manifest last) and catalogued. A backup already in the folder is used as it is.
-    Raises RestoreError (missing object, damaged copy, storage unreachable); nothing is left behind.
+    Raises RestoreError (missing object, damaged or foreign copy, storage unreachable); nothing
+    is left behind.
     """
     storage_name, storage = get_storage(storage_alias, error=RestoreError)
     name = name.strip().removesuffix(MANIFEST_SUFFIX)
+    if not is_backup_name(name):
+        raise RestoreError(
+            f"{name[:80]!r} is not a backup name; list the storage with `manage.py backups --offsite`"
+        )
     what = f"storage {storage_name!r}"
     directory = ensure_backup_dir(alias)
     final = directory / name
@@ -354,22 +372,26 @@ def fetch_offsite(*, name: str, alias: str = "default", storage_alias: str | Non
         if manifest.size == final.stat().st_size:
             catalogue.record(manifest)
             return manifest
+    work = private_workdir(directory)
     temps: list[Path] = []
 
     def temp(for_name: str) -> Path:
-        path = directory / f".{for_name}.fetch-{os.getpid()}"
+        path = work / f".{for_name}.fetch-{os.getpid()}"
         temps.append(path)
         return path
 
     try:
         with _storage_errors(RestoreError, f"fetching {name} from {what}", "the database was not changed"):
-            if not storage.exists(manifest_path_for(final).name):
+            if not storage.exists(local_manifest.name):
                 raise RestoreError(
                     f"{what} has no backup {name!r}; list what it holds with `manage.py backups --offsite`"
                 )
             manifest_tmp = temp(local_manifest.name)
             _download(storage, local_manifest.name, manifest_tmp, size=None, sha256=None, what=what)
-            remote = read_manifest(manifest_tmp)
+            remote = manifest_from_data(
+                read_json_file(manifest_tmp), path=local_manifest, where=f"{local_manifest.name} in {what}"
+            )
+            check_trusted(remote)
             if not storage.exists(remote.file):
                 raise RestoreError(
                     f"{what} holds the manifest of {name} but not the backup file; fetch another backup"
@@ -380,7 +402,15 @@ def fetch_offsite(*, name: str, alias: str = "default", storage_alias: str | Non
             dump = remote.json_dump or {}
             dump_file = dump.get("file")
             if dump_file and storage.exists(dump_file):
-                moves.append((temp(dump_file), directory / dump_file, dump.get("size"), dump.get("sha256")))
+                size = dump.get("size")
+                moves.append(
+                    (
+                        temp(dump_file),
+                        directory / dump_file,
+                        size if isinstance(size, int) else -1,
+                        str(dump.get("sha256") or "-"),
+                    )
+                )
                 sidecar = dump_file + DUMP_MANIFEST_SUFFIX
                 if storage.exists(sidecar):
                     moves.append((temp(sidecar), directory / sidecar, None, None))

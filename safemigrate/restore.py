@@ -27,8 +27,9 @@ from safemigrate.exceptions import (
     IntegrityCheckFailed,
     RestoreError,
 )
+from safemigrate.leftovers import private_workdir
 from safemigrate.lock import migration_lock
-from safemigrate.manifest import Manifest, update_manifest
+from safemigrate.manifest import Manifest, check_trusted, sign, update_manifest
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress, Scratch, VendorAdapter
 
@@ -75,7 +76,7 @@ def manifest_for_file(path: Path, *, alias: str) -> Manifest:
         # Compression is inside the encryption; the extension tells it.
         compression = "zstd" if ".zst" in path.name else "gzip" if ".gz" in path.name else "none"
     adapter = get_adapter(alias)
-    return Manifest(
+    inferred = Manifest(
         name=path.name,
         file=path.name,
         sha256="",
@@ -89,6 +90,8 @@ def manifest_for_file(path: Path, *, alias: str) -> Manifest:
         encryption="aes-256-gcm" if encrypted else None,
         path=path.with_name(path.name + ".manifest.json"),
     )
+    # The user named this file; with a key, decryption itself proves it (unencrypted is refused).
+    return sign(inferred, get_settings().encryption_key if encrypted else None)
 
 
 def _stage(
@@ -104,6 +107,7 @@ def _stage(
     ``check=False`` leaves ``check_scratch`` to the caller (to run it during the swap).
     """
     path = manifest.file_path
+    check_trusted(manifest)
     if not path.is_file():
         raise RestoreError(f"backup file {path} is missing; restore another backup (restore --list)")
     if manifest.vendor != adapter.vendor:
@@ -186,7 +190,7 @@ def restore_backup(
     started = time.monotonic()
     adapter = get_adapter(alias)
     with migration_lock(alias=alias):
-        workdir = ensure_backup_dir(alias)
+        workdir = private_workdir(ensure_backup_dir(alias))
         scratch = _stage(adapter, backup, workdir=workdir, progress=progress, check=False)
         # A verified backup was checked when it was made (its snapshot passed the integrity
         # check, the file was read back and decoded in full), and _stage has just matched the
@@ -259,7 +263,7 @@ def _clear_caches() -> None:
 def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progress | None = None) -> Manifest:
     """Checksum + restore into a scratch copy + integrity check + row counts; marks it verified."""
     adapter = get_adapter(alias)
-    workdir = ensure_backup_dir(alias)
+    workdir = private_workdir(ensure_backup_dir(alias))
     try:
         scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
     except (ChecksumMismatch, RestoreError):

@@ -31,6 +31,10 @@ TRANSACTION = "transaction"
 """A failed migration is undone by ROLLBACK of the one transaction it ran in."""
 RESTORE = "restore"
 """A failed migration is undone by restoring the pre-migration backup."""
+SECRET_TABLES = ("django_session",)
+"""Tables whose rows a backup leaves out: a session key is a login, so anyone who could read a
+backup (Download, the off-site bucket) could replay the superuser's session. Their structure is
+kept; after a restore everyone logs in again."""
 
 
 @dataclass(frozen=True)

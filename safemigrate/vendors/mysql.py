@@ -32,8 +32,8 @@ from django.db import transaction
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
 from safemigrate.streams import ReadableStream, WritableStream
-from safemigrate.vendors.base import Progress, Scratch, SnapshotInfo, VendorAdapter
-from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out
+from safemigrate.vendors.base import SECRET_TABLES, Progress, Scratch, SnapshotInfo, VendorAdapter
+from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out, tool_version
 
 logger = logging.getLogger("safemigrate")
 
@@ -43,6 +43,7 @@ _CLIENT_TOOLS = ("mariadb", "mysql")
 _LOCK_WAIT = 60  # seconds the RENAME TABLE waits for other sessions' metadata locks
 _STRING = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'")
 _DATA_HEADER = re.compile(rb"^-- Dumping data for table `((?:[^`]|``)*)`")
+_STRUCTURE_HEADER = re.compile(rb"^-- Table structure for table `([^`]*)`")
 _DUMP_DONE = b"-- Dump completed"
 _SYSTEM_COMMANDS = ("Daemon", "Binlog Dump", "Slave_IO", "Slave_SQL", "Slave_worker")
 
@@ -121,6 +122,9 @@ class DumpRowCounter:
                     self.counts.setdefault(self.table, 0)
             elif line.startswith((b"UNLOCK TABLES", b"DELIMITER", b"-- Table structure")):
                 self.table = None
+                found = _STRUCTURE_HEADER.match(line)
+                if found and found[1].decode("utf-8", "replace") in SECRET_TABLES:
+                    self.counts.setdefault(found[1].decode(), 0)  # its rows are left out on purpose
 
     @property
     def complete(self) -> bool:
@@ -235,6 +239,7 @@ class Adapter(VendorAdapter):
             "--triggers",
             "--no-tablespaces",
             "--comments",
+            *(f"--ignore-table-data={self.live_name}.{table}" for table in SECRET_TABLES),
             self.live_name,
         ]
         return args, env
@@ -262,7 +267,10 @@ class Adapter(VendorAdapter):
         """The client's argument list and environment (the password only in the environment)."""
         tool = find_tool(_CLIENT_TOOLS, error=RestoreError, install=_INSTALL)
         options, env = self._client_env()
-        return [tool, *options, "--binary-mode", "--batch", scratch_name], env
+        # A backup file may be crafted: no LOAD DATA LOCAL (it reads the app host's files) and,
+        # with MariaDB's client, no client commands that touch the file system or run programs.
+        sandbox = ["--sandbox"] if "MariaDB" in tool_version(tool) else []
+        return [tool, *options, "--binary-mode", "--batch", "--local-infile=0", *sandbox, scratch_name], env
 
     def _create_schema(self, cursor: Any, name: str, *, like: str) -> None:
         cursor.execute(

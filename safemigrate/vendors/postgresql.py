@@ -39,6 +39,7 @@ from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
 from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import (
     RESTORE,
+    SECRET_TABLES,
     TRANSACTION,
     Progress,
     Scratch,
@@ -307,6 +308,7 @@ class Adapter(VendorAdapter):
             "--format=custom",
             "--compress=0",
             "--no-password",
+            *(f"--exclude-table-data={table}" for table in SECRET_TABLES),
         ]
         if snapshot:
             args.append(f"--snapshot={snapshot}")
@@ -347,8 +349,9 @@ class Adapter(VendorAdapter):
                 counter.join()
         finally:
             conn.close()
+        counts = result.get("counts", {})
         return SnapshotInfo(
-            row_counts=result.get("counts", {}),
+            row_counts={**counts, **{t: 0 for t in SECRET_TABLES if t in counts}},
             migrations=result.get("migrations", {}),
             integrity_errors=result.get("errors", []),
         )

@@ -8,6 +8,7 @@ never a mix, and keep working on the same file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -30,6 +31,7 @@ from safemigrate.exceptions import BackupError, RestoreError
 from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import (
     RESTORE,
+    SECRET_TABLES,
     TRANSACTION,
     Progress,
     Scratch,
@@ -178,6 +180,16 @@ def _copy_gated(src: sqlite3.Connection, live: sqlite3.Connection, before_commit
     src.backup(live, pages=_GATED_STEP, progress=step)
 
 
+def _empty_secret_tables(conn: sqlite3.Connection) -> None:
+    """Delete the rows of SECRET_TABLES in a snapshot, overwriting them on disk (secure_delete)."""
+    conn.execute("PRAGMA secure_delete=ON")
+    present = set(_user_tables(conn))
+    with conn:
+        for table in SECRET_TABLES:
+            if table in present:
+                conn.execute(f"DELETE FROM {_quote(table)}")  # noqa: S608 - a constant name
+
+
 def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {
         t: conn.execute(f"SELECT COUNT(*) FROM {_quote(t)}").fetchone()[0]  # noqa: S608
@@ -246,6 +258,8 @@ class Adapter(VendorAdapter):
                 )
         tmp = workdir / f".snapshot-{os.getpid()}-{time.time_ns()}.sqlite3"
         checks: list[_Check] = []
+        # A plaintext copy of the database: created 0600 here (SQLite would make it 0644), new.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         try:
             live_check: _Check | None = None
             try:
@@ -269,6 +283,7 @@ class Adapter(VendorAdapter):
                 try:
                     dst.execute("PRAGMA synchronous=OFF")
                     source.backup(dst)
+                    _empty_secret_tables(dst)
                     # A self-contained file: no -wal/-shm needed to read it.
                     dst.execute("PRAGMA journal_mode=DELETE")
                 finally:
@@ -302,7 +317,8 @@ class Adapter(VendorAdapter):
                 confirm = _Check(_connect_copy(tmp))
                 checks.append(confirm)
                 info = confirm.info()
-            return info
+            emptied = {t: 0 for t in SECRET_TABLES if t in info.row_counts}
+            return dataclasses.replace(info, row_counts={**info.row_counts, **emptied})
         finally:
             for started_check in checks:
                 started_check.cancel()
@@ -338,7 +354,8 @@ class Adapter(VendorAdapter):
     ) -> Scratch:
         path = workdir / f".restore-{os.getpid()}-{time.time_ns()}.sqlite3"
         try:
-            with path.open("xb") as f:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
                 copy_to = getattr(source, "copy_to", None)  # a BackupReader: its fast path
                 if copy_to is not None:
                     copy_to(f)

@@ -96,10 +96,21 @@ def test_env_example__postgres_url_matches_the_postgres_service(compose):
     [password] = re.findall(r"^# POSTGRES_PASSWORD=(\S+)$", ENV_EXAMPLE, re.MULTILINE)
     assert parts.hostname == "postgres"  # the service name
     assert parts.port == 5432
-    assert parts.username == default(env["POSTGRES_USER"])
+    assert parts.username == default(env["APP_DB_USER"])  # the app's role, not the superuser
+    assert env["POSTGRES_USER"] == "postgres"
     assert parts.password == password
     assert parts.path == "/" + default(env["POSTGRES_DB"])
     assert re.search(r"^# COMPOSE_PROFILES=postgres$", ENV_EXAMPLE, re.MULTILINE)
+
+
+def test_compose__postgres_has_no_default_passwords_and_the_app_is_no_superuser(compose):
+    env = compose["services"]["postgres"]["environment"]
+    assert env["POSTGRES_PASSWORD"] == "${POSTGRES_SUPERUSER_PASSWORD}"
+    assert env["APP_DB_PASSWORD"] == "${POSTGRES_PASSWORD}"
+    [mount] = [v for v in compose["services"]["postgres"]["volumes"] if "initdb" in v]
+    script = (ROOT / mount.split(":")[0]).read_text()
+    assert "NOSUPERUSER" in script
+    assert "APP_DB_PASSWORD:?" in script  # the init refuses to run without the password
 
 
 def test_env_example__documents_every_variable_compose_interpolates():

@@ -85,3 +85,13 @@ def table_dump(db: Path) -> dict[str, list[tuple]]:
 def schema(db: Path) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
+def files_in(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (the private ``.work`` folder included), sorted."""
+    return sorted(p for p in folder.rglob("*") if not p.is_dir()) if folder.exists() else []
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """Temporary files left under ``folder``: hidden ones, and anything in the ``.work`` folder."""
+    return [p for p in files_in(folder) if any(part.startswith(".") for part in p.relative_to(folder).parts)]

@@ -14,6 +14,7 @@ from django.db import connection
 
 from safemigrate.backup import create_backup
 from safemigrate.manifest import read_manifest
+from tests.safemigrate.helpers import files_in, temp_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,7 +52,7 @@ def test_backup__file_manifest_and_json_shape(backup_dir):
     assert "0001_initial" in manifest.migrations["migrapp"]
     assert manifest.vendor == "sqlite"
     assert manifest.compression == "zstd"
-    assert not list(backup_dir.glob(".*"))  # no temporary files left
+    assert not temp_files(backup_dir)  # no temporary files left
 
 
 def test_backup__text_output_names_path_size_checksum(backup_dir):
@@ -132,7 +133,7 @@ def test_restore__damaged_backup_refused_database_unchanged(backup_dir, damage):
     with pytest.raises(CommandError, match="damaged|truncated|checksum mismatch"):
         restore(name, interactive=False)
     assert User.objects.count() == 2
-    assert not list(backup_dir.glob(".*"))
+    assert not temp_files(backup_dir)
 
 
 def test_restore__file_that_is_not_a_backup(backup_dir, tmp_path):
@@ -233,7 +234,7 @@ def test_backup__disk_full_leaves_nothing(backup_dir, monkeypatch):
     monkeypatch.setattr(codec._HashingSink, "write", full)
     with pytest.raises(CommandError, match="disk full writing .*SAFEMIGRATE_BACKUP_DIR"):
         backup()
-    assert list(backup_dir.iterdir()) == []
+    assert files_in(backup_dir) == []
 
 
 def test_backup__not_enough_free_space_refused_up_front(backup_dir, monkeypatch):

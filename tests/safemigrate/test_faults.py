@@ -16,7 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.safemigrate.helpers import ROOT, manage, popen, prepared_db, project_env, schema, table_dump
+from tests.safemigrate.helpers import (
+    ROOT,
+    files_in,
+    manage,
+    popen,
+    prepared_db,
+    project_env,
+    schema,
+    table_dump,
+    temp_files,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +70,7 @@ def test_safemigrate__failing_migration_is_rolled_back_exactly(tmp_path):
     assert table_dump(db) == before
     assert schema(db) == before_schema
     assert not list(db.parent.glob("*.restoring"))
-    assert not list((tmp_path / "backups").glob(".*"))
+    assert not temp_files(tmp_path / "backups")
     runs = (
         sqlite3.connect(db).execute("SELECT status, rollback, error FROM safemigrate_migrationrun").fetchall()
     )
@@ -192,7 +202,7 @@ def test_safemigrate__disk_full_refuses_migration_and_leaves_no_partial_file(tmp
     )
     assert result.returncode == 1
     assert_one_line_error(result.stderr, "backup failed", "nothing was changed", "SAFEMIGRATE_BACKUP_DIR")
-    assert list((tmp_path / "backups").iterdir()) == []
+    assert files_in(tmp_path / "backups") == []
     assert table_dump(db) == before  # not migrated, not changed
 
 
@@ -269,7 +279,7 @@ def test_backup__ctrl_c_leaves_no_partial_file(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "Traceback" not in stderr
-    assert list(folder.iterdir()) == []
+    assert files_in(folder) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from safemigrate.models import MigrationRun
+from tests.safemigrate.helpers import files_in
 
 
 def dump_all_tables() -> dict[str, list[tuple]]:
@@ -71,7 +72,7 @@ def test_safemigrate__failing_migration_rolls_back_to_identical_content(at_0001,
 @pytest.mark.django_db(transaction=True)
 def test_safemigrate__nothing_to_apply_takes_no_backup(backup_dir):
     call_command("migrate", stdout=StringIO())
-    assert not backup_dir.exists() or not list(backup_dir.iterdir())
+    assert not backup_dir.exists() or not files_in(backup_dir)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -38,6 +38,10 @@ class Command(SafeMigrateCommand):
         if offsite:
             self._list_offsite(alias=alias, format=format)
             return
+        # Files of killed runs (plaintext copies among them): gone, and said so (on stderr, so
+        # --format json stays one array).
+        for name in catalogue.sweep_leftover_files(alias=alias):
+            self.stderr.write(f"Removed {name}, left behind by an interrupted run")
         if rescan:
             summary = catalogue.sync_catalogue(alias=alias)
             if format == "text":

@@ -12,8 +12,8 @@ from safemigrate.rotation import rotate_backups
 
 class Command(SafeMigrateCommand):
     help = (
-        "Deletes old backups beyond --keep (default SAFEMIGRATE_KEEP); "
-        "never pinned ones or the newest verified."
+        "Deletes old backups beyond --keep (default SAFEMIGRATE_KEEP) per reason class; "
+        "never pinned ones or the newest verified. Also removes leftovers of interrupted runs."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -35,8 +35,17 @@ class Command(SafeMigrateCommand):
             raise CommandError("--keep must be at least 1")
         result = rotate_backups(alias=database, keep=keep, dry_run=dry_run)
         if format == "json":
-            self.write_json({"deleted": result.deleted, "kept": result.kept, "dry_run": dry_run})
+            self.write_json(
+                {
+                    "deleted": result.deleted,
+                    "kept": result.kept,
+                    "dry_run": dry_run,
+                    "swept": result.swept,
+                }
+            )
             return
+        for name in result.swept:
+            self.stdout.write(f"Removed {name} (left behind by an interrupted run)")
         verb = "Would delete" if dry_run else "Deleted"
         for name in result.deleted:
             self.stdout.write(f"{verb} {name}")

@@ -87,7 +87,7 @@ def test_admin_restore__whole_flow_in_a_real_browser(page, live_server, backup_d
     catalogue = page.locator('#safemigrate-row-counts tr[data-table="safemigrate_backup"] td')
     assert catalogue.all_inner_texts() == ["safemigrate_backup", "1", "0"]  # listed after the copy
 
-    # Confirm: the data is back and the user is still logged in (the session was in the backup).
+    # Confirm: the data is back and the user is still logged in (their own login is kept).
     page.click("#safemigrate-confirm-restore")
     page.wait_for_url(backups)
     message = page.locator("ul.messagelist li.success").inner_text()

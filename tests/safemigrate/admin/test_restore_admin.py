@@ -72,7 +72,7 @@ def test_restore_post__brings_the_data_back(admin_client, make_backup, backup_di
     [safety] = backup_dir.glob("backup-pre_restore-*.zst")
     assert Backup.objects.filter(name=safety.name).exists()  # catalogue resynced from the folder
     page = admin_client.get(CHANGELIST)
-    assert page.status_code == 200  # still logged in: the session was in the backup
+    assert page.status_code == 200  # still logged in: the restorer's own login is saved again
     [message] = [str(m) for m in page.context["messages"]]
     assert message.startswith(f"Restored {backup.name} (")
     assert message.endswith(f"The state before the restore is in the safety backup {safety.name}.")

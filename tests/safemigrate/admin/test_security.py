@@ -8,6 +8,7 @@ from django.urls import reverse
 from safemigrate.manifest import read_manifest
 from safemigrate.models import Backup
 from tests.migrapp.models import Item
+from tests.safemigrate.helpers import files_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,16 +39,21 @@ def test_staff_without_permission__gets_403(staff_client, backup, method, name):
 def test_staff_without_permission__cannot_back_up_now(staff_client, backup_dir):
     response = staff_client.post(reverse("admin:safemigrate_backup_backup_now"))
     assert response.status_code == 403
-    assert not backup_dir.exists() or not list(backup_dir.iterdir())
+    assert not backup_dir.exists() or not files_in(backup_dir)
 
 
-def test_staff_with_permission__can_restore_page_and_download(staff_client, backup, django_user_model):
+def test_staff_with_permission__can_download_and_only_a_superuser_restores(
+    staff_client, backup, django_user_model
+):
     from django.contrib.auth.models import Permission
 
     user = django_user_model.objects.get(username="staff")
     user.user_permissions.add(*Permission.objects.filter(codename__in=["restore_backup", "download_backup"]))
-    assert staff_client.get(url("restore", backup.pk)).status_code == 200
     assert staff_client.get(url("download", backup.pk)).status_code == 200
+    assert staff_client.get(url("restore", backup.pk)).status_code == 403
+    user.is_superuser = True
+    user.save()
+    assert staff_client.get(url("restore", backup.pk)).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -71,20 +77,20 @@ def test_anonymous__back_up_now_redirects_to_login(client, backup_dir):
     response = client.post(reverse("admin:safemigrate_backup_backup_now"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
-    assert not backup_dir.exists() or not list(backup_dir.iterdir())
+    assert not backup_dir.exists() or not files_in(backup_dir)
 
 
 def test_get__never_changes_state(admin_client, backup, backup_dir):
     """GET on every state-changing URL is refused (405) or only shows a page; nothing changes."""
     Item.objects.create(name="after the backup")
-    files = sorted(backup_dir.iterdir())
+    files = files_in(backup_dir)
     manifest = read_manifest(backup.manifest_path)
     assert admin_client.get(reverse("admin:safemigrate_backup_backup_now")).status_code == 405
     assert admin_client.get(url("verify", backup.pk)).status_code == 405
     assert admin_client.get(url("pin", backup.pk), {"pinned": "1"}).status_code == 405
     assert admin_client.get(url("restore", backup.pk)).status_code == 200
     assert admin_client.get(reverse("admin:safemigrate_backup_delete", args=[backup.pk])).status_code == 200
-    assert sorted(backup_dir.iterdir()) == files
+    assert files_in(backup_dir) == files
     assert read_manifest(backup.manifest_path) == manifest
     assert Item.objects.filter(name="after the backup").exists()
     assert Backup.objects.filter(pk=backup.pk, pinned=False).exists()

@@ -118,6 +118,31 @@ def test_load_json_dump__encrypted_round_trip(fitness_data, settings):
     assert table_rows(ROWS) == rows
 
 
+def test_load_json_dump__with_a_key_a_planted_unencrypted_dump_is_refused(fitness_data, settings):
+    """Swap attack: a plaintext dump (an attacker's superuser in it) where a key is set."""
+    planted = create_json_dump(alias="default")  # made without the key
+    empty_database()
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "correct horse battery staple"
+
+    with pytest.raises(RestoreError, match=r"is not encrypted but SAFEMIGRATE_ENCRYPTION_KEY is set"):
+        load_json_dump(path=planted.path, alias="default")
+    assert nothing_loaded()
+
+
+def test_load_json_dump__with_a_key_an_edited_dump_manifest_is_refused(fitness_data, settings):
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "correct horse battery staple"
+    result = create_json_dump(alias="default")
+    empty_database()
+    sidecar = result.manifest_path
+    data = json.loads(sidecar.read_text())
+    data["models"]["tracker.exercise"] += 1
+    sidecar.write_text(json.dumps(data))
+
+    with pytest.raises(RestoreError, match=r"fails its authentication"):
+        load_json_dump(path=result.path, alias="default")
+    assert nothing_loaded()
+
+
 def test_load_json_dump__truncated_file_is_refused_before_anything_changes(dump):
     result, *_ = dump
     data = result.path.read_bytes()
@@ -246,7 +271,7 @@ def test_load_json_dump__says_which_apps_are_at_other_migrations(dump):
 
     def manifest(info):
         info["migrations"]["tracker"].append("0099_future")
-        info["migrations"]["sessions"] = []
+        info["migrations"]["contenttypes"] = ["0001_initial"]
 
     rewrite_dump(result.path, manifest=manifest)
 
@@ -254,9 +279,9 @@ def test_load_json_dump__says_which_apps_are_at_other_migrations(dump):
         load_json_dump(path=result.path, alias="default")
 
     assert str(excinfo.value) == (
-        f"{result.path.name} was made at other migrations than this code: sessions (only in "
-        "this database: 0001_initial); tracker (only in the dump: 0099_future). Load it with "
-        "code at the dump's migrations (then migrate), or migrate the source and dump again; "
+        f"{result.path.name} was made at other migrations than this code: contenttypes (only in "
+        "this database: 0002_remove_content_type_name); tracker (only in the dump: 0099_future). "
+        "Load it with code at the dump's migrations (then migrate), or migrate the source and dump again; "
         "the database was not changed"
     )
 

@@ -19,6 +19,7 @@ from safemigrate.checks import check_settings
 from safemigrate.exceptions import BackupError
 from safemigrate.manifest import read_manifest
 from safemigrate.offsite import copy_offsite, fetch_offsite
+from tests.safemigrate.helpers import temp_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,7 +127,7 @@ def test_restore_from_storage__lost_volume_brings_the_data_back(remote, backup_d
     assert sorted(User.objects.values_list("username", flat=True)) == ["alice", "bob"]
     assert sha256(backup_dir / name) == sha256(remote / name)
     assert stat.S_IMODE((backup_dir / name).stat().st_mode) == 0o600
-    assert not list(backup_dir.glob(".*"))  # no temporary files left
+    assert not temp_files(backup_dir)  # no temporary files left
     out = StringIO()
     call_command("backups", format="json", stdout=out)
     assert [b["name"] for b in json.loads(out.getvalue())] == [name]
@@ -155,16 +156,23 @@ def test_restore_from_storage__damaged_copy_is_refused_database_unchanged(remote
     assert sorted(User.objects.values_list("username", flat=True)) == ["alice", "bob"]
     assert not (backup_dir / name).exists()
     assert not (backup_dir / (name + ".manifest.json")).exists()
-    assert not list(backup_dir.glob(".*"))
+    assert not temp_files(backup_dir)
 
 
 def test_restore_from_storage__unknown_name(remote, backup_dir):
+    absent = "backup-manual-20200101T000000Z-default.sqlite3.zst"
     with pytest.raises(
         CommandError,
-        match=r"^storage 'offsite' has no backup 'backup-nope'; list what it holds with "
+        match=rf"^storage 'offsite' has no backup '{absent}'; list what it holds with "
         r"`manage.py backups --offsite`$",
     ):
-        call_command("restore", from_storage="backup-nope", interactive=False, stdout=StringIO())
+        call_command("restore", from_storage=absent, interactive=False, stdout=StringIO())
+
+
+@pytest.mark.parametrize("name", ["backup-nope", "../../etc/passwd", "/./../x.sqlite3"])
+def test_restore_from_storage__a_name_that_is_no_backup_name_is_refused(remote, backup_dir, name):
+    with pytest.raises(CommandError, match=r"is not a backup name"):
+        call_command("restore", from_storage=name, interactive=False, stdout=StringIO())
 
 
 def test_fetch_offsite__backup_already_in_the_folder_is_used_as_is(remote, backup_dir):

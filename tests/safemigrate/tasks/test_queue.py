@@ -30,7 +30,7 @@ def at_0001(backup_dir):
 @pytest.mark.django_db(transaction=True)
 def test_safemigrate__queues_rotation_after_success(at_0001, make_backups, settings):
     settings.SAFEMIGRATE_KEEP = 1
-    make_backups(2)
+    make_backups(2, reason="pre_migrate")  # rotation keeps SAFEMIGRATE_KEEP per reason class
     before = {m.name for m in list_manifests(at_0001)}
     call_command("migrate", stdout=StringIO())
     task = Task.objects.get(func="safemigrate.tasks.rotate_backups")

@@ -75,7 +75,7 @@ def test_scheduled_backup__makes_a_verified_backup(backup_dir):
 def test_scheduled_backup__queues_rotation(make_backups, backup_dir, settings):
     """Scheduled backups never pile up between migrations (sync django-q2 in tests)."""
     settings.SAFEMIGRATE_KEEP = 2
-    made = make_backups(2)
+    made = make_backups(2, reason="scheduled")  # rotation keeps SAFEMIGRATE_KEEP per reason class
     result = tasks.scheduled_backup("default")
     rotation = Task.objects.get(func="safemigrate.tasks.rotate_backups")
     assert rotation.success is True
