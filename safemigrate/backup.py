@@ -23,6 +23,7 @@ from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import BackupError, SafeMigrateError
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, backup_name, clean_reason, write_manifest
+from safemigrate.signals import backup_created, backup_failed, send
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress
 
@@ -81,11 +82,21 @@ def create_backup(
     """Make a verified backup of database ``alias``; the database is never changed.
 
     Raises BackupError (disk full, permissions, a snapshot that fails its check) with the
-    folder left as it was.
+    folder left as it was. Sends ``backup_created`` or ``backup_failed`` (safemigrate.signals).
     """
     if lock:
         with migration_lock(alias=alias):
             return create_backup(alias=alias, reason=reason, progress=progress, lock=False)
+    try:
+        result = _create_backup(alias=alias, reason=reason, progress=progress)
+    except SafeMigrateError as exc:
+        send(backup_failed, alias=alias, reason=reason, error=str(exc))
+        raise
+    send(backup_created, alias=alias, reason=result.manifest.reason, backup=result.manifest)
+    return result
+
+
+def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> BackupResult:
     conf = get_settings()
     started = time.monotonic()
     adapter = get_adapter(alias)

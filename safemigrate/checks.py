@@ -5,13 +5,21 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from croniter import croniter
 from django.conf import settings
 from django.core import checks
 from django.core.management import get_commands
 
-from safemigrate.conf import COMPRESSIONS, INTEGRITY_LEVELS, backup_dir_for, get_settings
+from safemigrate.conf import (
+    COMPRESSIONS,
+    INTEGRITY_LEVELS,
+    NOTIFY_LEVELS,
+    SafeMigrateSettings,
+    backup_dir_for,
+    get_settings,
+)
 
 logger = logging.getLogger("safemigrate")
 
@@ -84,6 +92,46 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id="safemigrate.E006",
                 )
             )
+    messages.extend(_notify_messages(conf))
+    return messages
+
+
+def _notify_messages(conf: SafeMigrateSettings) -> list[checks.CheckMessage]:
+    """W014 mail to nobody, W015 a bad SAFEMIGRATE_NOTIFY_LEVEL, W016 a webhook that is not http(s).
+
+    Warnings, never Errors: a notification setting must never block a migration.
+    """
+    messages: list[checks.CheckMessage] = []
+    if conf.notify_level not in NOTIFY_LEVELS:
+        messages.append(
+            checks.Warning(
+                f"SAFEMIGRATE_NOTIFY_LEVEL={conf.notify_level!r} is not one of {', '.join(NOTIFY_LEVELS)}",
+                hint="Use failures (default), all or off.",
+                id="safemigrate.W015",
+            )
+        )
+    for setting, urls in (
+        ("SAFEMIGRATE_NOTIFY_SLACK", conf.notify_slack),
+        ("SAFEMIGRATE_NOTIFY_DISCORD", conf.notify_discord),
+        ("SAFEMIGRATE_NOTIFY_WEBHOOKS", conf.notify_webhooks),
+    ):
+        for number, url in enumerate(urls, start=1):
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+                messages.append(
+                    checks.Warning(
+                        f"{setting} entry {number} is not an http(s) URL",
+                        hint="Use the webhook URL your service gives you (https://…).",
+                        id="safemigrate.W016",
+                    )
+                )
+    if conf.notify_mail_admins and not settings.ADMINS:
+        messages.append(
+            checks.Warning(
+                "SAFEMIGRATE_NOTIFY_MAIL_ADMINS is on but ADMINS is empty: no mail would be sent",
+                hint="Set ADMINS (and the EMAIL_* settings), or turn SAFEMIGRATE_NOTIFY_MAIL_ADMINS off.",
+                id="safemigrate.W014",
+            )
+        )
     return messages
 
 

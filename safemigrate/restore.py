@@ -32,6 +32,7 @@ from safemigrate.exceptions import (
 )
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, update_manifest
+from safemigrate.signals import restore_done, send, verification_failed
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress, Scratch, VendorAdapter
 
@@ -264,6 +265,7 @@ def restore_backup(
             catalogue.sync_catalogue(alias=alias)
     duration = time.monotonic() - started
     logger.info("restored %s into %s in %.2fs", backup.name, adapter.database_name(), duration)
+    send(restore_done, alias=alias, backup=backup, safety_backup=safety and safety.manifest)
     return RestoreResult(manifest=backup, safety_backup=safety, duration=duration, row_counts=counts)
 
 
@@ -280,10 +282,11 @@ def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progres
     workdir = ensure_backup_dir(alias)
     try:
         scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
-    except (ChecksumMismatch, RestoreError):
+    except (ChecksumMismatch, RestoreError) as exc:
         # Damaged: it must no longer count as verified (rotation, W001, restore --latest).
         if backup.verified and backup.path is not None and backup.path.is_file():
             catalogue.record(update_manifest(backup, verified=False, verified_at=None))
+        send(verification_failed, alias=alias, backup=backup, error=str(exc))
         raise
     adapter.drop_scratch(scratch)
     if backup.path is not None and backup.path.is_file():

@@ -97,6 +97,10 @@ class _Run:
             )
         except DatabaseError as exc:
             logger.debug("migration run not recorded: %s", exc)
+        from safemigrate import signals  # every outcome is announced once, here
+
+        name = backup.manifest.name if backup is not None else ""
+        signals.send_run(status, alias=self.alias, plan=self.labels, backup_name=name, error=error)
 
 
 def _failed_step(alias: str, plan: MigrationPlan) -> str:
@@ -130,7 +134,6 @@ def safe_migrate(
     app_label: str | None = None,
     target: str | None = None,
     progress: Progress | None = None,
-    after_success: Callable[[str], None] | None = None,
 ) -> SafeMigrateResult:
     """Run ``run_migrate`` (Django's migrate) inside the safe-migrate sequence.
 
@@ -207,11 +210,6 @@ def safe_migrate(
         duration = time.monotonic() - started
         catalogue.sync_catalogue(alias=alias)  # the backup table may be new in this plan
         run.record("applied", backup=backup)
-    if after_success is not None:
-        try:
-            after_success(alias)
-        except Exception as exc:  # noqa: BLE001 - rotation is housekeeping, not the migration
-            logger.warning("could not queue rotation after migrating: %s", exc)
     return SafeMigrateResult("applied", labels, backup, duration)
 
 
