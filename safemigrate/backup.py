@@ -23,7 +23,6 @@ from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import BackupError, SafeMigrateError
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, backup_name, clean_reason, write_manifest
-from safemigrate.signals import backup_created, backup_failed, send
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress
 
@@ -87,6 +86,8 @@ def create_backup(
     if lock:
         with migration_lock(alias=alias):
             return create_backup(alias=alias, reason=reason, progress=progress, lock=False)
+    from safemigrate.signals import backup_created, backup_failed, send
+
     try:
         result = _create_backup(alias=alias, reason=reason, progress=progress)
     except SafeMigrateError as exc:

@@ -5,21 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from croniter import croniter
 from django.conf import settings
 from django.core import checks
 from django.core.management import get_commands
 
-from safemigrate.conf import (
-    COMPRESSIONS,
-    INTEGRITY_LEVELS,
-    NOTIFY_LEVELS,
-    SafeMigrateSettings,
-    backup_dir_for,
-    get_settings,
-)
+from safemigrate.conf import COMPRESSIONS, INTEGRITY_LEVELS, backup_dir_for, get_settings
 
 logger = logging.getLogger("safemigrate")
 
@@ -92,15 +84,42 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id="safemigrate.E006",
                 )
             )
-    messages.extend(_notify_messages(conf))
     return messages
 
 
-def _notify_messages(conf: SafeMigrateSettings) -> list[checks.CheckMessage]:
+@checks.register(checks.Tags.database)
+def check_health(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W001 (no recent verified backup) and W002 (last migration run rolled back or failed).
+
+    Database checks, like Django's own: they run with ``migrate`` and ``check --database``, never
+    block anything (Warnings), and never raise, whatever state the database is in.
+    """
+    from safemigrate.health import backup_health
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        try:
+            health = backup_health(alias=alias)
+        except Exception:  # noqa: BLE001 - a health signal must never stop a migration
+            logger.debug("health check skipped for %s", alias, exc_info=True)
+            continue
+        messages.extend(
+            checks.Warning(problem.message, hint=problem.hint, id=problem.id) for problem in health.problems
+        )
+    return messages
+
+
+@checks.register()
+def check_notify_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """W014 mail to nobody, W015 a bad SAFEMIGRATE_NOTIFY_LEVEL, W016 a webhook that is not http(s).
 
     Warnings, never Errors: a notification setting must never block a migration.
     """
+    from urllib.parse import urlsplit
+
+    from safemigrate.conf import NOTIFY_LEVELS
+
+    conf = get_settings()
     messages: list[checks.CheckMessage] = []
     if conf.notify_level not in NOTIFY_LEVELS:
         messages.append(
@@ -131,27 +150,5 @@ def _notify_messages(conf: SafeMigrateSettings) -> list[checks.CheckMessage]:
                 hint="Set ADMINS (and the EMAIL_* settings), or turn SAFEMIGRATE_NOTIFY_MAIL_ADMINS off.",
                 id="safemigrate.W014",
             )
-        )
-    return messages
-
-
-@checks.register(checks.Tags.database)
-def check_health(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W001 (no recent verified backup) and W002 (last migration run rolled back or failed).
-
-    Database checks, like Django's own: they run with ``migrate`` and ``check --database``, never
-    block anything (Warnings), and never raise, whatever state the database is in.
-    """
-    from safemigrate.health import backup_health
-
-    messages: list[checks.CheckMessage] = []
-    for alias in databases or ():
-        try:
-            health = backup_health(alias=alias)
-        except Exception:  # noqa: BLE001 - a health signal must never stop a migration
-            logger.debug("health check skipped for %s", alias, exc_info=True)
-            continue
-        messages.extend(
-            checks.Warning(problem.message, hint=problem.hint, id=problem.id) for problem in health.problems
         )
     return messages

@@ -44,8 +44,6 @@ class SafeMigrateSettings:
     """Seconds a second run waits for the migration lock before giving up."""
     json_after_migrate: bool = False
     """Queue a portable JSON dump after each successful migration."""
-    max_backup_age_hours: float = 48.0
-    """Warn (system check, admin banner) when the newest verified backup is older than this."""
     max_total_size_mb: float = 0.0
     """Warn when the backups of a database take more than this many MiB in total (0: off)."""
     min_free_space_mb: float = 0.0
@@ -66,6 +64,8 @@ class SafeMigrateSettings:
     """Seconds before the second try; doubled before each next one."""
     notify_timeout: float = 10.0
     """Seconds one webhook request may take."""
+    max_backup_age_hours: float = 48.0
+    """Warn (system check, admin banner) when the newest verified backup is older than this."""
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -96,7 +96,6 @@ def get_settings() -> SafeMigrateSettings:
         integrity_check=str(_setting("INTEGRITY_CHECK", "quick")).lower(),
         lock_timeout=float(_setting("LOCK_TIMEOUT", 300.0)),
         json_after_migrate=bool(_setting("JSON_AFTER_MIGRATE", False)),
-        max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
         max_total_size_mb=float(_setting("MAX_TOTAL_SIZE_MB", 0.0)),
         min_free_space_mb=float(_setting("MIN_FREE_SPACE_MB", 0.0)),
         notify_level=str(_setting("NOTIFY_LEVEL", "failures")).lower(),
@@ -107,6 +106,7 @@ def get_settings() -> SafeMigrateSettings:
         notify_attempts=int(_setting("NOTIFY_ATTEMPTS", 3)),
         notify_retry_delay=float(_setting("NOTIFY_RETRY_DELAY", 2.0)),
         notify_timeout=float(_setting("NOTIFY_TIMEOUT", 10.0)),
+        max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
     )
 
 

@@ -138,11 +138,12 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
 
     SAFEMIGRATE_MAX_BACKUP_AGE_HOURS=0 turns the age warning off.
     """
-    conf = get_settings()
-    max_age = conf.max_backup_age_hours
+    max_age = get_settings().max_backup_age_hours
     now = now or datetime.now(UTC)
-    backups = [m for m in catalogue.list_backups(alias=alias) if m.database == alias]
-    newest = next((m for m in backups if m.verified), None)
+    newest = next(
+        (m for m in catalogue.list_backups(alias=alias) if m.verified and m.database == alias),
+        None,
+    )
     age = (now - newest.created_at).total_seconds() / 3600 if newest else None
     has_data = newest is not None or database_has_data(alias=alias)
     last_run = last_migration_run(alias=alias)
@@ -203,6 +204,7 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                 ),
             )
         )
+    backups = [m for m in catalogue.list_backups(alias=alias) if m.database == alias]
     total_size = sum(m.size for m in backups)
     free = free_space(backup_dir_for(alias))
     problems += _monitors(alias, backups, total_size=total_size, free=free)

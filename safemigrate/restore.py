@@ -264,8 +264,8 @@ def restore_backup(
             # The catalogue was restored too: list every backup in the folder again.
             catalogue.sync_catalogue(alias=alias)
     duration = time.monotonic() - started
-    logger.info("restored %s into %s in %.2fs", backup.name, adapter.database_name(), duration)
     send(restore_done, alias=alias, backup=backup, safety_backup=safety and safety.manifest)
+    logger.info("restored %s into %s in %.2fs", backup.name, adapter.database_name(), duration)
     return RestoreResult(manifest=backup, safety_backup=safety, duration=duration, row_counts=counts)
 
 

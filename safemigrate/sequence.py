@@ -134,6 +134,7 @@ def safe_migrate(
     app_label: str | None = None,
     target: str | None = None,
     progress: Progress | None = None,
+    after_success: Callable[[str], None] | None = None,
 ) -> SafeMigrateResult:
     """Run ``run_migrate`` (Django's migrate) inside the safe-migrate sequence.
 
@@ -210,6 +211,11 @@ def safe_migrate(
         duration = time.monotonic() - started
         catalogue.sync_catalogue(alias=alias)  # the backup table may be new in this plan
         run.record("applied", backup=backup)
+    if after_success is not None:
+        try:
+            after_success(alias)
+        except Exception as exc:  # noqa: BLE001 - rotation is housekeeping, not the migration
+            logger.warning("could not queue rotation after migrating: %s", exc)
     return SafeMigrateResult("applied", labels, backup, duration)
 
 
