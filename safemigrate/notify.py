@@ -56,7 +56,7 @@ def _text(event: str, kwargs: dict[str, Any]) -> tuple[str, str]:
     alias = kwargs.get("alias", "default")
     backup = kwargs.get("backup")
     name = getattr(backup, "name", None) or kwargs.get("backup_name") or ""
-    error = kwargs.get("error") or ""
+    error = str(kwargs.get("error") or "").rstrip(".")
     plan = ", ".join(kwargs.get("plan") or [])
     if event == "backup_created":
         return (
@@ -74,15 +74,17 @@ def _text(event: str, kwargs: dict[str, Any]) -> tuple[str, str]:
     if event == "migration_rolled_back":
         return (
             f"Migration of database {alias!r} failed and was undone",
-            f"{error}. The database is as it was before the migration (backup {name}).",
+            f"{error}. The migration was undone; the pre-migration backup {name} is kept. "
+            "Details: the admin's Migration runs.",
         )
     if event == "rollback_failed":
         return (
             f"URGENT: migration of database {alias!r} failed and its automatic undo failed",
-            f"{error}. Restore by hand: manage.py restore {name or '--latest'} --no-safety-backup",
+            f"{error}. Restore by hand (see the recovery guide): "
+            f"manage.py restore {name or '--latest'} --no-safety-backup",
         )
     if event == "offsite_copy_failed":
-        return f"Off-site copy of {name} failed", f"{error}. The local backup is kept."
+        return f"Off-site copy of {name} failed", error
     if event == "restore_done":
         safety = getattr(kwargs.get("safety_backup"), "name", None)
         after = f" The state before is in the safety backup {safety}." if safety else ""

@@ -286,7 +286,8 @@ def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progres
         # Damaged: it must no longer count as verified (rotation, W001, restore --latest).
         if backup.verified and backup.path is not None and backup.path.is_file():
             catalogue.record(update_manifest(backup, verified=False, verified_at=None))
-        send(verification_failed, alias=alias, backup=backup, error=str(exc))
+        if backup.file_path.is_file():  # one rotated away meanwhile is gone, not damaged
+            send(verification_failed, alias=alias, backup=backup, error=str(exc))
         raise
     adapter.drop_scratch(scratch)
     if backup.path is not None and backup.path.is_file():

@@ -12,7 +12,7 @@ from django.db import connection
 
 from safemigrate import signals
 from safemigrate.backup import create_backup
-from safemigrate.exceptions import BackupError, ChecksumMismatch
+from safemigrate.exceptions import BackupError, ChecksumMismatch, SafeMigrateError
 from safemigrate.models import Backup, MigrationRun
 from safemigrate.restore import restore_backup, verify_backup
 
@@ -124,3 +124,13 @@ def test_signals__a_failing_receiver_never_fails_the_backup(backup_dir, caplog):
         signals.backup_created.disconnect(dispatch_uid="test-broken")
     assert result.path.is_file()
     assert "of backup_created failed: receiver bug" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signals__a_backup_deleted_meanwhile_is_not_a_failed_verification(backup_dir, caught):
+    """Rotation may delete a backup while it is verified: gone, not damaged, so no alarm."""
+    made = create_backup(alias="default").manifest
+    made.file_path.unlink()
+    with pytest.raises(SafeMigrateError):
+        verify_backup(backup=made, alias="default")
+    assert "verification_failed" not in events(caught)

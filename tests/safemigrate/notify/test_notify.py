@@ -42,7 +42,7 @@ def test_notify__rolled_back_migration_reaches_every_channel(at_0001, hooks, set
     assert plain["event"] == "migration_rolled_back"
     assert plain["failure"] is True
     assert plain["database"] == "default"
-    assert "as it was before the migration" in plain["text"]
+    assert "The migration was undone; the pre-migration backup backup-pre_migrate-" in plain["text"]
     [message] = mail.outbox
     assert message.to == ["ops@example.com"]
     assert title in message.subject
