@@ -61,10 +61,12 @@ ENV DATABASE_URL=sqlite:////data/db/fitness.sqlite3 \
 VOLUME ["/data"]
 EXPOSE 8000
 
-# /healthz answers 200 when the app serves and its database answers; the Host header is the first
-# ALLOWED_HOSTS entry so a production ALLOWED_HOSTS does not turn the probe into a 400.
+# /healthz/backups (safemigrate's health endpoint) answers 200 when the app serves, its database
+# answers, no migration is pending and the backup monitors are quiet (503 otherwise: see README
+# "Health endpoint"); the Host header is the first ALLOWED_HOSTS entry so a production
+# ALLOWED_HOSTS does not turn the probe into a 400.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as r; h = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0].strip(' .*') or 'localhost'; r.urlopen(r.Request('http://127.0.0.1:8000/healthz', headers={'Host': h}), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as r; h = os.environ.get('ALLOWED_HOSTS', 'localhost').split(',')[0].strip(' .*') or 'localhost'; r.urlopen(r.Request('http://127.0.0.1:8000/healthz/backups', headers={'Host': h}), timeout=4)"]
 
 ENTRYPOINT ["/app/entrypoint.sh"]
 CMD ["gunicorn", "fitnessdb.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--graceful-timeout", "30"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import getaddresses
 from pathlib import Path
 
 import environ
@@ -162,6 +163,23 @@ SAFEMIGRATE_JSON_AFTER_MIGRATE = env.bool("SAFEMIGRATE_JSON_AFTER_MIGRATE", defa
 SAFEMIGRATE_MAX_BACKUP_AGE_HOURS = env.float("SAFEMIGRATE_MAX_BACKUP_AGE_HOURS", default=48.0)
 SAFEMIGRATE_ADMIN_BACKUP_INTERVAL = env.float("SAFEMIGRATE_ADMIN_BACKUP_INTERVAL", default=300.0)
 SAFEMIGRATE_FREE_SPACE_RESERVE = env.int("SAFEMIGRATE_FREE_SPACE_RESERVE", default=512 * 2**20)
+SAFEMIGRATE_MAX_TOTAL_SIZE_MB = env.float("SAFEMIGRATE_MAX_TOTAL_SIZE_MB", default=0.0)
+SAFEMIGRATE_MIN_FREE_SPACE_MB = env.float("SAFEMIGRATE_MIN_FREE_SPACE_MB", default=0.0)
+
+# Notifications (README "Set up alerts"): mail_admins and webhooks, failures only by default.
+SAFEMIGRATE_NOTIFY_LEVEL = env.str("SAFEMIGRATE_NOTIFY_LEVEL", default="failures")
+SAFEMIGRATE_NOTIFY_MAIL_ADMINS = env.bool("SAFEMIGRATE_NOTIFY_MAIL_ADMINS", default=False)
+SAFEMIGRATE_NOTIFY_SLACK = env.list("SAFEMIGRATE_NOTIFY_SLACK", default=[])
+SAFEMIGRATE_NOTIFY_DISCORD = env.list("SAFEMIGRATE_NOTIFY_DISCORD", default=[])
+SAFEMIGRATE_NOTIFY_WEBHOOKS = env.list("SAFEMIGRATE_NOTIFY_WEBHOOKS", default=[])
+SAFEMIGRATE_NOTIFY_ATTEMPTS = env.int("SAFEMIGRATE_NOTIFY_ATTEMPTS", default=3)
+SAFEMIGRATE_NOTIFY_RETRY_DELAY = env.float("SAFEMIGRATE_NOTIFY_RETRY_DELAY", default=2.0)
+SAFEMIGRATE_NOTIFY_TIMEOUT = env.float("SAFEMIGRATE_NOTIFY_TIMEOUT", default=10.0)
+# Who mail_admins writes to ("Name <address>", comma-separated) and how (EMAIL_URL, e.g.
+# smtp+tls://user:password@smtp.example.com:587; the default prints mail on the console).
+ADMINS = getaddresses(env.list("ADMINS", default=[]))
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="root@localhost")
 
 # Off-site copies of backups: STORAGES["backups"], only when a target is configured (safemigrate
 # copies each backup there, `restore --from-storage NAME` fetches one back). Either an S3 bucket

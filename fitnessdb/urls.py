@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from fitnessdb import views
 
@@ -11,5 +11,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("healthz/backups", include("safemigrate.urls")),
     path("favicon.ico", views.favicon, name="favicon"),
 ]

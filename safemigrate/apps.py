@@ -1,4 +1,4 @@
-"""App configuration: registers the system checks and the schedule sync after ``migrate``."""
+"""App configuration: registers the system checks, the follow-up receivers and the schedule sync."""
 
 from __future__ import annotations
 
@@ -39,7 +39,12 @@ class SafeMigrateConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from safemigrate import checks  # noqa: F401 - registers the checks
+        from safemigrate import (
+            checks,  # noqa: F401 - registers the checks
+            followup,
+        )
+
+        followup.connect()
 
         post_migrate.connect(
             sync_schedules_after_migrate, sender=self, dispatch_uid="safemigrate.sync_schedules"

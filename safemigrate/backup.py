@@ -22,7 +22,7 @@ import safemigrate
 from safemigrate import catalogue
 from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix, fsync_dir
 from safemigrate.conf import backup_dir_for, get_settings
-from safemigrate.exceptions import BackupError
+from safemigrate.exceptions import BackupError, SafeMigrateError
 from safemigrate.leftovers import private_workdir, sweep_leftovers
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import (
@@ -95,11 +95,23 @@ def create_backup(
     """Make a verified backup of database ``alias``; the database is never changed.
 
     Raises BackupError (disk full, permissions, a snapshot that fails its check) with the
-    folder left as it was.
+    folder left as it was. Sends ``backup_created`` or ``backup_failed`` (safemigrate.signals).
     """
     if lock:
         with migration_lock(alias=alias):
             return create_backup(alias=alias, reason=reason, progress=progress, lock=False)
+    from safemigrate.signals import backup_created, backup_failed, send
+
+    try:
+        result = _create_backup(alias=alias, reason=reason, progress=progress)
+    except SafeMigrateError as exc:
+        send(backup_failed, alias=alias, reason=reason, error=str(exc))
+        raise
+    send(backup_created, alias=alias, reason=result.manifest.reason, backup=result.manifest)
+    return result
+
+
+def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> BackupResult:
     conf = get_settings()
     started = time.monotonic()
     adapter = get_adapter(alias)

@@ -179,3 +179,48 @@ def check_health(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
             checks.Warning(problem.message, hint=problem.hint, id=problem.id) for problem in health.problems
         )
     return messages
+
+
+@checks.register()
+def check_notify_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W014 mail to nobody, W015 a bad SAFEMIGRATE_NOTIFY_LEVEL, W016 a webhook that is not http(s).
+
+    Warnings, never Errors: a notification setting must never block a migration.
+    """
+    from urllib.parse import urlsplit
+
+    from safemigrate.conf import NOTIFY_LEVELS
+
+    conf = get_settings()
+    messages: list[checks.CheckMessage] = []
+    if conf.notify_level not in NOTIFY_LEVELS:
+        messages.append(
+            checks.Warning(
+                f"SAFEMIGRATE_NOTIFY_LEVEL={conf.notify_level!r} is not one of {', '.join(NOTIFY_LEVELS)}",
+                hint="Use failures (default), all or off.",
+                id="safemigrate.W015",
+            )
+        )
+    for setting, urls in (
+        ("SAFEMIGRATE_NOTIFY_SLACK", conf.notify_slack),
+        ("SAFEMIGRATE_NOTIFY_DISCORD", conf.notify_discord),
+        ("SAFEMIGRATE_NOTIFY_WEBHOOKS", conf.notify_webhooks),
+    ):
+        for number, url in enumerate(urls, start=1):
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+                messages.append(
+                    checks.Warning(
+                        f"{setting} entry {number} is not an http(s) URL",
+                        hint="Use the webhook URL your service gives you (https://…).",
+                        id="safemigrate.W016",
+                    )
+                )
+    if conf.notify_mail_admins and not settings.ADMINS:
+        messages.append(
+            checks.Warning(
+                "SAFEMIGRATE_NOTIFY_MAIL_ADMINS is on but ADMINS is empty: no mail would be sent",
+                hint="Set ADMINS (and the EMAIL_* settings), or turn SAFEMIGRATE_NOTIFY_MAIL_ADMINS off.",
+                id="safemigrate.W014",
+            )
+        )
+    return messages

@@ -20,6 +20,7 @@ from django.dispatch import receiver
 
 COMPRESSIONS = ("zstd", "gzip", "none")
 INTEGRITY_LEVELS = ("quick", "full")
+NOTIFY_LEVELS = ("failures", "all", "off")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,26 @@ class SafeMigrateSettings:
     """Seconds a second run waits for the migration lock before giving up."""
     json_after_migrate: bool = False
     """Queue a portable JSON dump after each successful migration."""
+    max_total_size_mb: float = 0.0
+    """Warn when the backups of a database take more than this many MiB in total (0: off)."""
+    min_free_space_mb: float = 0.0
+    """Warn when the backup folder's disk has less than this many MiB free (0: off)."""
+    notify_level: str = "failures"
+    """Which events are sent: failures (default), all, or off."""
+    notify_mail_admins: bool = False
+    """Mail each sent event to settings.ADMINS (Django's mail_admins)."""
+    notify_slack: tuple[str, ...] = ()
+    """Slack incoming-webhook URLs."""
+    notify_discord: tuple[str, ...] = ()
+    """Discord webhook URLs."""
+    notify_webhooks: tuple[str, ...] = ()
+    """URLs that receive the event as a plain JSON object (POST)."""
+    notify_attempts: int = 3
+    """Tries per channel before the failure is logged and shown in the admin."""
+    notify_retry_delay: float = 2.0
+    """Seconds before the second try; doubled before each next one."""
+    notify_timeout: float = 10.0
+    """Seconds one webhook request may take."""
     max_backup_age_hours: float = 48.0
     """Warn (system check, admin banner) when the newest verified backup is older than this."""
     fence_retry_after: int = 30
@@ -63,6 +84,13 @@ def _setting(name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _urls(name: str) -> tuple[str, ...]:
+    """A URL list setting: a list, or one string (commas separate several)."""
+    value = _setting(name, ())
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(str(url).strip() for url in items if str(url).strip())
+
+
 @functools.lru_cache(maxsize=1)
 def get_settings() -> SafeMigrateSettings:
     """The current safemigrate settings (validated by system checks, not here)."""
@@ -79,6 +107,16 @@ def get_settings() -> SafeMigrateSettings:
         integrity_check=str(_setting("INTEGRITY_CHECK", "quick")).lower(),
         lock_timeout=float(_setting("LOCK_TIMEOUT", 300.0)),
         json_after_migrate=bool(_setting("JSON_AFTER_MIGRATE", False)),
+        max_total_size_mb=float(_setting("MAX_TOTAL_SIZE_MB", 0.0)),
+        min_free_space_mb=float(_setting("MIN_FREE_SPACE_MB", 0.0)),
+        notify_level=str(_setting("NOTIFY_LEVEL", "failures")).lower(),
+        notify_mail_admins=bool(_setting("NOTIFY_MAIL_ADMINS", False)),
+        notify_slack=_urls("NOTIFY_SLACK"),
+        notify_discord=_urls("NOTIFY_DISCORD"),
+        notify_webhooks=_urls("NOTIFY_WEBHOOKS"),
+        notify_attempts=int(_setting("NOTIFY_ATTEMPTS", 3)),
+        notify_retry_delay=float(_setting("NOTIFY_RETRY_DELAY", 2.0)),
+        notify_timeout=float(_setting("NOTIFY_TIMEOUT", 10.0)),
         max_backup_age_hours=float(_setting("MAX_BACKUP_AGE_HOURS", 48.0)),
         fence_retry_after=int(_setting("FENCE_RETRY_AFTER", 30)),
         guard_test_databases=bool(_setting("GUARD_TEST_DATABASES", False)),

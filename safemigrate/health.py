@@ -8,8 +8,11 @@ never changes anything and never raises for a missing table or folder.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from django.apps import apps
 from django.db import DatabaseError, connections, router
@@ -56,6 +59,12 @@ class BackupHealth:
     has_data: bool
     last_run: LastRun | None
     problems: list[Problem] = field(default_factory=list)
+    total_size: int = 0
+    """Bytes taken by this database's backups in the folder (as stored)."""
+    free_bytes: int | None = None
+    """Free space on the backup folder's disk (None when it cannot be read)."""
+    last_offsite: str | None = None
+    """When a backup was last copied off-site (ISO 8601), if ever."""
 
     @property
     def ok(self) -> bool:
@@ -211,7 +220,15 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                 ),
             )
         )
+    backups = [m for m in catalogue.list_backups(alias=alias) if m.database == alias]
+    total_size = sum(m.size for m in backups)
+    free = free_space(backup_dir_for(alias))
+    problems += _monitors(alias, backups, total_size=total_size, free=free)
+    copied = [str(m.offsite["copied_at"]) for m in backups if m.offsite and m.offsite.get("copied_at")]
     return BackupHealth(
+        total_size=total_size,
+        free_bytes=free,
+        last_offsite=max(copied, default=None),
         alias=alias,
         max_age_hours=max_age,
         newest_verified=newest,
@@ -220,3 +237,112 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
         last_run=last_run,
         problems=problems,
     )
+
+
+def free_space(directory: Path) -> int | None:
+    """Free bytes on the disk of ``directory`` (or its nearest existing parent)."""
+    for each in (directory, *directory.parents):
+        if each.exists():
+            try:
+                return shutil.disk_usage(each).free
+            except OSError:
+                return None
+    return None
+
+
+def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int | None) -> list[Problem]:
+    """W010 total size over the cap, W011 free space under the floor, W012 failed verification,
+    W013 notifications failing."""
+    from safemigrate.notify import failing_channels
+    from safemigrate.status import read_status
+
+    conf = get_settings()
+    problems: list[Problem] = []
+    mib = 1024 * 1024
+    if conf.max_total_size_mb > 0 and total_size > conf.max_total_size_mb * mib:
+        problems.append(
+            Problem(
+                id="safemigrate.W010",
+                message=(
+                    f"the backups of database {alias!r} take {total_size / mib:,.0f} MiB; "
+                    f"SAFEMIGRATE_MAX_TOTAL_SIZE_MB is {conf.max_total_size_mb:g}"
+                ),
+                hint="Keep fewer (SAFEMIGRATE_KEEP, then manage.py cleanupbackups) or raise the cap.",
+            )
+        )
+    if conf.min_free_space_mb > 0 and free is not None and free < conf.min_free_space_mb * mib:
+        problems.append(
+            Problem(
+                id="safemigrate.W011",
+                message=(
+                    f"only {free / mib:,.0f} MiB free for the backups of database {alias!r} in "
+                    f"{backup_dir_for(alias)}; SAFEMIGRATE_MIN_FREE_SPACE_MB is {conf.min_free_space_mb:g}"
+                ),
+                hint="Free space (manage.py cleanupbackups) or move SAFEMIGRATE_BACKUP_DIR to a larger disk: "
+                "a migration needs room for its backup.",
+            )
+        )
+    by_name = {m.name: m for m in backups}
+    failed = read_status(alias).get("verification_failed") or {}
+    for name, failure in sorted(failed.items()):
+        manifest = by_name.get(name)
+        if manifest is None or (manifest.verified_at or "") > str(failure.get("at", "")):
+            continue  # deleted, or verified again since
+        problems.append(
+            Problem(
+                id="safemigrate.W012",
+                message=f"backup {name} failed verification ({failure.get('at')}): {failure.get('error')}",
+                hint="Do not restore it; take a new backup (manage.py backup) and delete this one.",
+            )
+        )
+    problems.extend(
+        Problem(
+            id="safemigrate.W013",
+            message=(
+                f"notifications via {failure['channel']} are failing ({failure.get('at')}, "
+                f"{failure.get('event')}): {failure.get('error')}"
+            ),
+            hint="Check SAFEMIGRATE_NOTIFY_* and the receiver, then run manage.py notifytest.",
+        )
+        for failure in failing_channels(alias)
+    )
+    return problems
+
+
+def health_report(*, aliases: list[str] | None = None) -> dict[str, Any]:
+    """What uptime monitors read (the health endpoint, ``backuphealth --format json``).
+
+    No secrets and no row counts: backup names, ages, statuses, counts of unapplied migrations,
+    byte counts and the IDs of the problems found. ``healthy`` is False on any problem, on
+    unapplied migrations, or when the migrations cannot be read.
+    """
+    from safemigrate.plan import pending_plan
+
+    databases = []
+    for alias in aliases or list(connections):
+        health = backup_health(alias=alias)
+        try:
+            unapplied: int | None = len(pending_plan(alias=alias).steps)
+        except Exception:  # noqa: BLE001 - an unreachable database is the finding, not an error
+            unapplied = None
+        newest = health.newest_verified
+        run = health.last_run
+        databases.append(
+            {
+                "database": alias,
+                "healthy": health.ok and unapplied == 0,
+                "newest_verified_backup": newest
+                and {
+                    "name": newest.name,
+                    "created": newest.created,
+                    "age_hours": round(health.age_hours or 0.0, 2),
+                },
+                "last_migration_run": run and {"status": run.status, "started": run.started.isoformat()},
+                "unapplied_migrations": unapplied,
+                "backups_total_bytes": health.total_size,
+                "backup_folder_free_bytes": health.free_bytes,
+                "last_offsite_copy": health.last_offsite,
+                "problems": [p.id for p in health.problems],
+            }
+        )
+    return {"healthy": all(d["healthy"] for d in databases), "databases": databases}

@@ -42,6 +42,7 @@ from safemigrate.manifest import (
     update_manifest,
     utc_now_iso,
 )
+from safemigrate.signals import offsite_copy_failed, send
 
 logger = logging.getLogger("safemigrate")
 
@@ -203,8 +204,16 @@ def copy_offsite(
 
     The stored objects' sizes are always read back; their sha256 too when the storage is a
     FileSystemStorage or ``verify`` is True (this downloads them again). Raises BackupError with
-    the local backup untouched.
+    the local backup untouched, after sending ``offsite_copy_failed``.
     """
+    try:
+        return _copy(manifest=manifest, storage_alias=storage_alias, verify=verify)
+    except SafeMigrateError as exc:
+        send(offsite_copy_failed, alias=manifest.database, backup=manifest, error=str(exc))
+        raise
+
+
+def _copy(*, manifest: Manifest, storage_alias: str | None, verify: bool) -> OffsiteResult:
     started = datetime.now(UTC)
     alias, storage = get_storage(storage_alias)
     check_sha = verify or isinstance(storage, FileSystemStorage)

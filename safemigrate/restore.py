@@ -30,6 +30,7 @@ from safemigrate.exceptions import (
 from safemigrate.leftovers import private_workdir
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, check_trusted, sign, update_manifest
+from safemigrate.signals import restore_done, send, verification_failed
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress, Scratch, VendorAdapter
 
@@ -247,6 +248,7 @@ def restore_backup(
             # The catalogue was restored too: list every backup in the folder again.
             catalogue.sync_catalogue(alias=alias)
     duration = time.monotonic() - started
+    send(restore_done, alias=alias, backup=backup, safety_backup=safety and safety.manifest)
     logger.info("restored %s into %s in %.2fs", backup.name, adapter.database_name(), duration)
     return RestoreResult(
         manifest=backup, safety_backup=safety, duration=duration, row_counts=counts, kept=kept
@@ -266,10 +268,12 @@ def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progres
     workdir = private_workdir(ensure_backup_dir(alias))
     try:
         scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
-    except (ChecksumMismatch, RestoreError):
+    except (ChecksumMismatch, RestoreError) as exc:
         # Damaged: it must no longer count as verified (rotation, W001, restore --latest).
         if backup.verified and backup.path is not None and backup.path.is_file():
             catalogue.record(update_manifest(backup, verified=False, verified_at=None))
+        if backup.file_path.is_file():  # one rotated away meanwhile is gone, not damaged
+            send(verification_failed, alias=alias, backup=backup, error=str(exc))
         raise
     adapter.drop_scratch(scratch)
     if backup.path is not None and backup.path.is_file():

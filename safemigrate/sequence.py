@@ -86,6 +86,10 @@ class _Run:
             )
         except DatabaseError as exc:
             logger.debug("migration run not recorded: %s", exc)
+        from safemigrate import signals  # every outcome is announced once, here
+
+        name = backup.manifest.name if backup is not None else ""
+        signals.send_run(status, alias=self.alias, plan=self.labels, backup_name=name, error=error)
 
 
 def _failed_step(alias: str, plan: MigrationPlan, *, checking: bool = True) -> str:

@@ -16,28 +16,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from django.apps import apps
-from django.db import transaction
-from django.utils.module_loading import import_string
-
-from safemigrate.conf import get_settings
 from safemigrate.exceptions import LockTimeout, SafeMigrateError
 
 logger = logging.getLogger("safemigrate")
 
-GROUP = "safemigrate"
 VERIFY_LIMIT = 3
 """How many unverified backups one ``verify_backups`` run checks by default."""
-
-
-def run_task(path: str, *args: Any) -> None:
-    """Queue task ``path`` on django-q2; without django-q2 installed, run it now instead."""
-    if apps.is_installed("django_q"):
-        from django_q.tasks import async_task
-
-        async_task(path, *args, group=GROUP)
-        return
-    import_string(path)(*args)
 
 
 @contextlib.contextmanager
@@ -68,8 +52,8 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
 
     Waits up to ``lock_timeout`` seconds (SAFEMIGRATE_LOCK_TIMEOUT) for a running migration,
     restore or rotation, then returns ``{"skipped": reason}`` instead of failing: the next
-    scheduled run will take the backup, and the migration made its own. After a backup it queues
-    rotation, so scheduled backups never fill the disk between migrations.
+    scheduled run will take the backup, and the migration made its own. Its follow-up (rotation,
+    the off-site copy) is safemigrate.followup's, as for every backup.
     """
     from safemigrate.backup import create_backup
     from safemigrate.lock import migration_lock
@@ -82,9 +66,7 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
             reason = f"scheduled backup of {alias!r} skipped: {exc}"
             logger.warning("%s", reason)
             return {"alias": alias, "skipped": reason}
-    transaction.on_commit(lambda: run_task("safemigrate.tasks.rotate_backups", alias))
     manifest = result.manifest
-    queue_offsite_copy(alias=alias, name=manifest.name)
     return {
         "alias": alias,
         "name": manifest.name,
@@ -96,7 +78,8 @@ def scheduled_backup(alias: str = "default", lock_timeout: float | None = None) 
 
 
 def verify_backups(alias: str = "default", limit: int = VERIFY_LIMIT) -> dict[str, Any]:
-    """Verify the newest ``limit`` unverified backups (checksum + scratch restore + integrity).
+    """Verify the newest ``limit`` unverified backups (checksum + scratch restore + integrity),
+    then run the monitors (``backups_stale``, so a schedule makes them an alert).
 
     Every chosen backup is tried; if any fails, the task fails naming each damaged backup. One
     that rotation deleted meanwhile is listed as ``gone``, not as a failure (verification never
@@ -122,12 +105,24 @@ def verify_backups(alias: str = "default", limit: int = VERIFY_LIMIT) -> dict[st
                 failed.append(f"{manifest.name} ({exc})")
             else:
                 verified.append(manifest.name)
+        stale = _announce_health(alias)
         if failed:
             raise SafeMigrateError(
                 f"{len(failed)} of {len(pending)} backup(s) of {alias!r} failed verification: "
                 f"{'; '.join(failed)}. Do not restore them; take a new backup (manage.py backup)"
             )
-    return {"alias": alias, "verified": verified, "gone": gone}
+    return {"alias": alias, "verified": verified, "gone": gone, "problems": stale}
+
+
+def _announce_health(alias: str) -> list[str]:
+    """The monitors (W001, W010-W013): send ``backups_stale`` when one finds a problem."""
+    from safemigrate import signals
+    from safemigrate.health import backup_health
+
+    problems = [p for p in backup_health(alias=alias).problems if p.id != "safemigrate.W002"]
+    if problems:
+        signals.send(signals.backups_stale, alias=alias, problems=problems)
+    return [p.id for p in problems]
 
 
 def dump_json(alias: str = "default") -> dict[str, Any]:
@@ -176,34 +171,12 @@ def copy_offsite(name: str, alias: str = "default") -> dict[str, Any]:
     }
 
 
-def queue_offsite_copy(*, alias: str, name: str) -> bool:
-    """Queue ``copy_offsite`` for a new backup when SAFEMIGRATE_STORAGE is set (True if queued).
+def send_notification(channel: str, notice: dict[str, Any]) -> dict[str, Any]:
+    """Send one notice (safemigrate.notify.Notice as JSON) to one channel, with retries.
 
-    Queued on commit. A broker that cannot take the task is logged, never raised: the local
-    backup is already safe, and the next backup is copied again.
+    Never raises: a channel that keeps failing is logged and recorded (safemigrate.W013), and
+    django-q2 stores the outcome as the task's result.
     """
-    if not get_settings().storage:
-        return False
+    from safemigrate.notify import Notice, send_notice
 
-    def enqueue() -> None:
-        try:
-            run_task("safemigrate.tasks.copy_offsite", name, alias)
-        except Exception as exc:  # noqa: BLE001 - housekeeping must not fail a backup
-            logger.warning("could not queue the off-site copy of %s: %s", name, exc)
-
-    transaction.on_commit(enqueue)
-    return True
-
-
-def queue_after_migrate(alias: str) -> None:
-    """Queue rotation (and a JSON dump if SAFEMIGRATE_JSON_AFTER_MIGRATE) after a safemigrate run.
-
-    Queued on commit, so a worker never sees work from a transaction that rolls back.
-    """
-
-    def enqueue() -> None:
-        run_task("safemigrate.tasks.rotate_backups", alias)
-        if get_settings().json_after_migrate:
-            run_task("safemigrate.tasks.dump_json", alias)
-
-    transaction.on_commit(enqueue)
+    return send_notice(channel, Notice(**notice))

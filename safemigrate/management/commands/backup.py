@@ -7,7 +7,6 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from safemigrate.backup import create_backup
-from safemigrate.conf import get_settings
 from safemigrate.jsondump import JsonDumpResult, create_json_dump
 from safemigrate.management.base import SafeMigrateCommand, describe_backup, human_size
 from safemigrate.offsite import copy_offsite, get_storage
@@ -71,10 +70,6 @@ class Command(SafeMigrateCommand):
         if offsite:
             copied = copy_offsite(manifest=manifest)
             manifest = copied.manifest
-        elif get_settings().storage:
-            from safemigrate.tasks import queue_offsite_copy
-
-            queue_offsite_copy(alias=database, name=manifest.name)
         if format == "json":
             self.write_json(manifest.as_json(id=result.id))
             return

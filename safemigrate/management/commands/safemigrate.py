@@ -82,11 +82,6 @@ class Command(MigrateCommand):
             self.migrating = True
             super(Command, self).handle(*args, **options)
 
-        def queue_rotation(alias: str) -> None:
-            from safemigrate.tasks import queue_after_migrate
-
-            queue_after_migrate(alias)
-
         progress = self.stdout.write if options["verbosity"] >= 1 else None
         try:
             result = safe_migrate(
@@ -95,16 +90,11 @@ class Command(MigrateCommand):
                 app_label=options["app_label"],
                 target=options["migration_name"],
                 progress=progress,
-                after_success=queue_rotation,
                 before_lock=lambda: self._refuse_like_django(*args, **options),
             )
         except SafeMigrateError as exc:
             raise command_error(exc) from exc
         with interrupts.deferred(reraise=False):  # applied: a late Ctrl-C cannot hide that
-            if result.backup is not None:
-                from safemigrate.tasks import queue_offsite_copy
-
-                queue_offsite_copy(alias=database, name=result.backup.manifest.name)
             if result.backup is not None and options["verbosity"] >= 1:
                 self.stdout.write(
                     self.style.SUCCESS(

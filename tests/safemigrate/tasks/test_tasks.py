@@ -104,7 +104,12 @@ def test_scheduled_backup__skips_with_a_logged_reason_while_a_migration_holds_th
 def test_verify_backups__verifies_the_newest_unverified(make_backups, backup_dir):
     made = [unverify(r) for r in make_backups(3)]
     result = tasks.verify_backups("default", limit=2)
-    assert result == {"alias": "default", "verified": [made[2].name, made[1].name], "gone": []}
+    assert result == {
+        "alias": "default",
+        "verified": [made[2].name, made[1].name],
+        "gone": [],
+        "problems": [],
+    }
     on_disk = {m.name: m.verified for m in list_manifests(backup_dir)}
     assert on_disk == {made[0].name: False, made[1].name: True, made[2].name: True}
 
@@ -112,7 +117,7 @@ def test_verify_backups__verifies_the_newest_unverified(make_backups, backup_dir
 @pytest.mark.django_db(transaction=True)
 def test_verify_backups__nothing_unverified_is_a_no_op(make_backups):
     make_backups(1)
-    assert tasks.verify_backups("default") == {"alias": "default", "verified": [], "gone": []}
+    assert tasks.verify_backups("default") == {"alias": "default", "verified": [], "gone": [], "problems": []}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -131,7 +136,7 @@ def test_verify_backups__backup_rotated_meanwhile_is_gone_not_failed(make_backup
 
     monkeypatch.setattr(restore, "verify_backup", rotate_then_verify)
     result = tasks.verify_backups("default")
-    assert result == {"alias": "default", "verified": [newer.name], "gone": [older.name]}
+    assert result == {"alias": "default", "verified": [newer.name], "gone": [older.name], "problems": []}
 
 
 @pytest.mark.django_db(transaction=True)
