@@ -136,10 +136,9 @@ def test_safemigrate__restore_path_keeps_the_failed_database_with_what_slipped_i
     assert "note" not in db.server.columns(db.name, "migrapp_item")
 
 
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # the renaming swap is PostgreSQL's
 def test_safemigrate__reconnecting_clients_cannot_block_the_postgresql_swap(db):
     """A pool reconnecting in a tight loop: the restore path's swap still goes through."""
-    if db.server.engine != "postgresql":
-        pytest.skip("the renaming swap is PostgreSQL's")
     at_0001(db)
     before = db.content()
     stop = threading.Event()
@@ -176,10 +175,9 @@ def test_safemigrate__reconnecting_clients_cannot_block_the_postgresql_swap(db):
         db.server.drop(name)
 
 
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # MariaDB's DDL is not transactional
 def test_safemigrate__kill_9_on_postgresql_leaves_pre_or_post_state(db):
     """The server aborts the killed client's transaction: never a mix, no restore needed."""
-    if db.server.engine != "postgresql":
-        pytest.skip("MariaDB's DDL is not transactional")
     seed = random.randrange(10**6)
     rng = random.Random(seed)
     seen = []
