@@ -37,3 +37,11 @@ def test_checks__each_id_defined_once_with_a_hint_and_documented():
     readme = (Path(safemigrate.__file__).parent.parent / "README.md").read_text()
     for check_id in defined:
         assert f"`{check_id}`" in readme, f"{check_id} missing from README"
+
+
+def test_checks__a_short_encryption_passphrase_is_w003(settings, tmp_path):
+    settings.SAFEMIGRATE_BACKUP_DIR = str(tmp_path / "b")
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "hunter2"
+    assert "safemigrate.W003" in ids(checks.run_checks())
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "a long correct horse battery staple"
+    assert "safemigrate.W003" not in ids(checks.run_checks())
