@@ -92,3 +92,20 @@ def test_lock__a_symlink_planted_as_the_lock_file_is_not_followed(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("CommandError: cannot use the lock file")
     assert victim.read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../backup-manual-20200101T000000Z-default.sqlite3",
+        "/etc/passwd",
+        ".backup-manual-20200101T000000Z-default.sqlite3",
+        "backup-manual-20200101T000000Z-default.sqlite3.manifest.json",
+        "backup-manual-20200101T000000Z-default.sqlite3/../../x",
+    ],
+)
+def test_manifest_names__only_plain_backup_names_pass(name):
+    from safemigrate.manifest import is_backup_name
+
+    assert not is_backup_name(name)
+    assert is_backup_name("backup-manual-20200101T000000Z-default.sqlite3.zst.enc")
