@@ -15,7 +15,7 @@ from django.db import DatabaseError, router
 from django.utils import timezone
 
 from safemigrate.conf import backup_dir_for, get_settings
-from safemigrate.exceptions import BackupNotFound
+from safemigrate.exceptions import BackupNotFound, SafeMigrateError
 from safemigrate.manifest import (
     MANIFEST_SUFFIX,
     Manifest,
@@ -186,13 +186,29 @@ def find_backup(ref: str | int, *, alias: str) -> Manifest:
 
 
 def sweep_leftover_files(*, alias: str | None = None) -> list[str]:
-    """Remove leftovers of interrupted runs from the backup folder(s); the names removed."""
+    """Remove leftovers of interrupted runs from the backup folder(s); the names removed.
+
+    Only while the migration lock is free (taken without waiting): a backup or restore in another
+    container, whose pid this host cannot see, holds it, so its files are never taken for a dead
+    process's. A busy or unreachable lock skips the sweep (rotation and the next backup do it).
+    """
     from safemigrate.leftovers import sweep_leftovers
+    from safemigrate.lock import migration_lock
 
     aliases = [alias] if alias else _known_aliases()
     removed: list[str] = []
-    for directory in dict.fromkeys(backup_dir_for(each) for each in aliases):
-        removed.extend(sweep_leftovers(directory))
+    swept: set[Path] = set()
+    for each in aliases:
+        directory = backup_dir_for(each)
+        if directory in swept:
+            continue
+        try:
+            with migration_lock(alias=each, timeout=0):
+                removed.extend(sweep_leftovers(directory))
+        except (SafeMigrateError, DatabaseError) as exc:
+            logger.debug("leftovers of %s not swept now: %s", directory, exc)
+            continue
+        swept.add(directory)
     return removed
 
 

@@ -15,6 +15,9 @@ from django.core.management import find_commands, get_commands
 
 from safemigrate.conf import COMPRESSIONS, INTEGRITY_LEVELS, backup_dir_for, get_settings
 
+MIN_PASSPHRASE_LENGTH = 16
+"""SAFEMIGRATE_ENCRYPTION_KEY shorter than this gets warning W003."""
+
 logger = logging.getLogger("safemigrate")
 
 
@@ -72,6 +75,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 hint=f"Add STORAGES[{conf.storage!r}] (e.g. S3 through django-storages), "
                 "or unset SAFEMIGRATE_STORAGE.",
                 id="safemigrate.E007",
+            )
+        )
+    if conf.encryption_key is not None and len(conf.encryption_key) < MIN_PASSPHRASE_LENGTH:
+        messages.append(
+            checks.Warning(
+                f"SAFEMIGRATE_ENCRYPTION_KEY is shorter than {MIN_PASSPHRASE_LENGTH} characters: "
+                "whoever gets a backup file can guess it",
+                hint="Use a long random passphrase (e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'); backups made with the old one still need it.",
+                id="safemigrate.W005",
             )
         )
     messages.extend(_check_schedules(conf.schedule, conf.verify_schedule))

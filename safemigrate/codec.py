@@ -21,7 +21,7 @@ import os
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from safemigrate.exceptions import ChecksumMismatch, RestoreError, SafeMigrateError
 from safemigrate.streams import ReadableStream
@@ -303,13 +303,38 @@ def detect_format(path: os.PathLike[str] | str) -> tuple[str, bool]:
     return "none", False
 
 
+class _CountingWriter:
+    """Passes writes on to ``out`` after ``count`` (which raises past a limit)."""
+
+    def __init__(self, out: Any, count: Any) -> None:
+        self.out, self.count = out, count
+
+    def write(self, data: bytes) -> int:
+        self.count(len(data))
+        self.out.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        flush = getattr(self.out, "flush", None)
+        if flush is not None:
+            flush()
+
+
 class BackupReader:
     """Decodes a stored backup as a readable stream; ``check(sha256)`` after reading it all."""
 
     def __init__(
-        self, fileobj: ReadableStream, *, compression: str, encrypted: bool, key: str | None, name: str
+        self,
+        fileobj: ReadableStream,
+        *,
+        compression: str,
+        encrypted: bool,
+        key: str | None,
+        name: str,
+        limit: int | None = None,
     ) -> None:
-        self.name = name
+        """``limit``: decoded bytes beyond it are damage (a decompression bomb), not data."""
+        self.name, self.limit, self.decoded = name, limit, 0
         self.source = _HashingSource(fileobj)
         inner: Any = _Decryptor(self.source, key, name) if encrypted else self.source
         self.inner, self.compression, self.started = inner, compression, False
@@ -331,11 +356,20 @@ class BackupReader:
         self.started = True
         try:
             data: bytes = self.stream.read(n)
-            return data
         except (zstandard.ZstdError, OSError, EOFError) as exc:
             if isinstance(exc, SafeMigrateError):
                 raise
             raise ChecksumMismatch(f"{self.name} is damaged or truncated ({exc})") from exc
+        self._count(len(data))
+        return data
+
+    def _count(self, n: int) -> None:
+        self.decoded += n
+        if self.limit is not None and self.decoded > self.limit:
+            raise ChecksumMismatch(
+                f"{self.name} decodes to more than the {self.limit:,} bytes it may hold: it is "
+                "damaged or crafted; it was not used"
+            )
 
     def copy_to(self, out: Any) -> int:
         """Decode everything into ``out`` (anything with ``write``); returns the bytes written.
@@ -349,8 +383,9 @@ class BackupReader:
 
             self.started = True
             try:
+                sink = cast("IO[bytes]", _CountingWriter(out, self._count))  # only write() is used
                 _, written = zstandard.ZstdDecompressor().copy_stream(
-                    self.inner, out, read_size=CHUNK, write_size=CHUNK
+                    self.inner, sink, read_size=CHUNK, write_size=CHUNK
                 )
             except zstandard.ZstdError as exc:
                 raise ChecksumMismatch(f"{self.name} is damaged or truncated ({exc})") from exc

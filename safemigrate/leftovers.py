@@ -79,7 +79,9 @@ def sweep_leftovers(directory: Path) -> list[str]:
     """Remove temporary files of interrupted runs in ``directory`` (and its work folder).
 
     Only files of processes that are gone (or untouched for long): a live process's files are
-    kept, so this is safe to call at any time. Returns the names removed.
+    kept. Call it holding the migration lock: backups and restores hold it too, so the files of
+    one running in another container (whose pid this host cannot see) are never swept. Returns
+    the names removed.
     """
     removed: list[str] = []
     now = time.time()

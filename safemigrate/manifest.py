@@ -37,10 +37,12 @@ MAX_MANIFEST_BYTES = 4 << 20
 """A manifest is a few KB; anything larger is not ours (and is not read whole into memory)."""
 _REASON_RE = re.compile(r"[^a-z0-9_]+")
 NAME_RE = re.compile(
-    r"backup-[a-z0-9_]{1,40}-\d{8}T\d{6}Z(?:-\d{1,6})?-[A-Za-z0-9_-]{1,64}\.[a-z0-9]{1,10}(?:\.[a-z0-9]{1,10}){0,3}"
+    r"backup-[a-z0-9_]{1,40}-\d{8}T\d{6,12}Z(?:-[A-Za-z0-9]{1,32}){0,3}-[A-Za-z0-9_-]{1,64}"
+    r"\.[a-z0-9]{1,10}(?:\.[a-z0-9]{1,10}){0,3}"
 )
-"""Every file name safemigrate writes (``backup-<reason>-<UTC stamp>[-n]-<alias>.<ext>``): a plain
-name, never a path, so a name read from a manifest cannot point outside the backup folder."""
+"""Every file name safemigrate writes (``backup-<reason>-<UTC stamp>[-n]-<alias>.<ext>``, room left
+for a unique part after the stamp): a plain name, never a path, so a name read from a manifest
+cannot point outside the backup folder. ``backup_name`` must only make names that match it."""
 
 
 def clean_reason(reason: str) -> str:
@@ -181,7 +183,7 @@ def manifest_path_for(file_path: Path) -> Path:
 
 def is_backup_name(name: object) -> bool:
     """True for a plain file name of our scheme (no folder, no ``..``, no manifest suffix)."""
-    return isinstance(name, str) and bool(NAME_RE.fullmatch(name)) and not name.endswith(".json.json")
+    return isinstance(name, str) and bool(NAME_RE.fullmatch(name)) and not name.endswith(MANIFEST_SUFFIX)
 
 
 def _is_iso(value: object) -> bool:

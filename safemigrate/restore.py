@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,6 +124,7 @@ def _stage(
         )
     if progress:
         progress(f"checking and unpacking {manifest.name}")
+    limit = _decode_limit(manifest, workdir)
     with path.open("rb") as f:
         reader = BackupReader(
             f,
@@ -130,6 +132,7 @@ def _stage(
             encrypted=bool(manifest.encryption),
             key=get_settings().encryption_key,
             name=manifest.name,
+            limit=limit,
         )
         try:
             scratch = adapter.restore_to_scratch(reader, workdir=workdir, progress=progress)
@@ -150,6 +153,15 @@ def _stage(
             adapter.drop_scratch(scratch)
             raise
     return scratch
+
+
+def _decode_limit(manifest: Manifest, workdir: Path) -> int:
+    """How many decoded bytes a backup may unpack to: its manifest's ``raw_size``, else (a file
+    without one) the free space less SAFEMIGRATE_FREE_SPACE_RESERVE, so a crafted file cannot fill
+    the volume that holds the live database."""
+    if manifest.raw_size:
+        return manifest.raw_size
+    return max(shutil.disk_usage(workdir).free - get_settings().free_space_reserve, 0)
 
 
 def check_scratch(

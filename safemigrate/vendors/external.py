@@ -34,11 +34,11 @@ def find_tool(names: Iterable[str], *, error: type[SafeMigrateError], install: s
     raise error(f"{names[0]} not found: {install}")
 
 
-def tool_version(path: str) -> str:
+def tool_version(path: str, env: Mapping[str, str] | None = None) -> str:
     """The first line of ``<tool> --version`` ('' if it cannot tell)."""
     try:
         done = subprocess.run(  # noqa: S603 - fixed argument list
-            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False, env=env
         )
     except (OSError, subprocess.SubprocessError):
         return ""

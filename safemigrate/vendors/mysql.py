@@ -269,7 +269,7 @@ class Adapter(VendorAdapter):
         options, env = self._client_env()
         # A backup file may be crafted: no LOAD DATA LOCAL (it reads the app host's files) and,
         # with MariaDB's client, no client commands that touch the file system or run programs.
-        sandbox = ["--sandbox"] if "MariaDB" in tool_version(tool) else []
+        sandbox = ["--sandbox"] if "MariaDB" in tool_version(tool, env) else []
         return [tool, *options, "--binary-mode", "--batch", "--local-infile=0", *sandbox, scratch_name], env
 
     def _create_schema(self, cursor: Any, name: str, *, like: str) -> None:

@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.codec import CHUNK, SQLITE_MAGIC, fsync_dir
-from safemigrate.exceptions import BackupError, RestoreError
+from safemigrate.exceptions import BackupError, LockTimeout, RestoreError
 from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import (
     RESTORE,
@@ -521,6 +522,8 @@ class Adapter(VendorAdapter):
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         staged = target.with_name(f".{target.name}.restoring")
         shutil.copyfile(source, staged)
+        with contextlib.suppress(OSError):  # the database keeps its file mode (0600 stays 0600)
+            shutil.copymode(target, staged)
         with staged.open("rb+") as f:
             os.fsync(f.fileno())
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -625,16 +628,24 @@ class Adapter(VendorAdapter):
         if path is None:
             return True  # an in-memory database belongs to this process alone
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # Never through a symlink (it would truncate whatever it points at), and only our own file.
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:  # ELOOP: a symlink was planted there
+            raise LockTimeout(f"cannot use the lock file {path} ({exc.strerror}); remove it") from exc
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            os.close(fd)
+            raise LockTimeout(f"{path} is not a lock file of this user; remove it (it holds nothing else)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
         self._lock_fd = fd
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
         return True
 
     def unlock(self) -> None:

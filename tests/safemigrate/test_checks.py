@@ -99,3 +99,11 @@ def test_check_schedules__schedule_without_django_q_warns(settings, tmp_path):
     assert message.msg == (
         "SAFEMIGRATE_SCHEDULE is set, but django-q2 is not in INSTALLED_APPS: nothing runs the schedule"
     )
+
+
+def test_checks__a_short_encryption_passphrase_is_w003(settings, tmp_path):
+    settings.SAFEMIGRATE_BACKUP_DIR = str(tmp_path / "b")
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "hunter2"
+    assert "safemigrate.W005" in ids(checks.run_checks())
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "a long correct horse battery staple"
+    assert "safemigrate.W005" not in ids(checks.run_checks())

@@ -96,3 +96,46 @@ def test_rotation__sweeps_a_dead_fetch_and_says_so(backup_dir):
     assert f"Removed {leftover.name} (left behind by an interrupted run)" in out.getvalue()
     assert not leftover.exists()
     assert mine.exists()  # this process is alive
+
+
+def test_backups__does_not_sweep_while_another_process_holds_the_lock(tmp_path):
+    """A pid this host cannot see may be a backup running in another container: it holds the lock."""
+    import subprocess
+    import sys
+
+    from tests.safemigrate.helpers import ROOT
+
+    env = prepared_db(tmp_path)
+    work = tmp_path / "backups" / ".work"
+    work.mkdir(parents=True)
+    gone = popen("--version", env=env)
+    gone.wait()
+    leftover = work / f".restore-{gone.pid}-1.sqlite3"
+    leftover.write_bytes(b"plaintext")
+    age(leftover, 3600)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "shell",
+            "--no-imports",
+            "-c",
+            "from safemigrate.lock import migration_lock\nimport time\n"
+            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(60)",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert "locked" in holder.stdout.readline()
+        assert manage("backups", env=env).returncode == 0
+        assert leftover.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    result = manage("backups", env=env)
+    assert f"Removed {leftover.name}" in result.stderr
+    assert not leftover.exists()
