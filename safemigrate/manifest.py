@@ -8,6 +8,7 @@ re-read it under a per-folder file lock, so two of them never undo each other.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hmac
 import itertools
@@ -19,12 +20,11 @@ import stat
 import tempfile
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from filelock import FileLock
 
 from safemigrate.codec import BackupReader, fsync_dir, mac_of
 from safemigrate.exceptions import BackupNotFound, ChecksumMismatch, RestoreError
@@ -369,6 +369,17 @@ def manifest_from_data(data: object, *, path: Path, where: str) -> Manifest:
 MANIFEST_LOCK = ".manifests.lock"
 
 
+@contextlib.contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on ``path``: threads (each opens its own file) and processes alike."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def update_manifest(manifest: Manifest, **changes: Any) -> Manifest:
     """Change some fields of a manifest on disk (pinned, verified, offsite, json_dump).
 
@@ -380,7 +391,7 @@ def update_manifest(manifest: Manifest, **changes: Any) -> Manifest:
     from safemigrate.conf import get_settings
 
     directory = manifest.path.parent
-    with FileLock(directory / MANIFEST_LOCK, mode=0o600):
+    with _folder_lock(directory / MANIFEST_LOCK):
         current = read_manifest(manifest.path)  # the file as it is now, not the caller's copy
         trusted = authentication_problem(current, get_settings().encryption_key) is None
         return write_manifest(replace(current, **changes), directory, trusted=trusted)

@@ -17,8 +17,10 @@ from tests.safemigrate.helpers import ROOT
 UPDATER = """
 import sys, time
 from pathlib import Path
-from safemigrate.manifest import read_manifest, update_manifest
+from django.conf import settings
 path, field, ready, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+settings.configure(SAFEMIGRATE_BACKUP_DIR=str(path.parent))  # no key: manifests are not signed
+from safemigrate.manifest import read_manifest, update_manifest
 manifest = read_manifest(path)  # both processes hold a copy before either writes
 ready.touch()
 while not go.exists():
