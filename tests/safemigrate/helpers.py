@@ -92,6 +92,14 @@ def files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if not p.is_dir()) if folder.exists() else []
 
 
+KEPT_HIDDEN = {".manifests.lock", ".safemigrate-status.json"}
+"""Hidden files that belong in the backup folder: the manifests' lock, the notification status."""
+
+
 def temp_files(folder: Path) -> list[Path]:
     """Temporary files left under ``folder``: hidden ones, and anything in the ``.work`` folder."""
-    return [p for p in files_in(folder) if any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    return [
+        p
+        for p in files_in(folder)
+        if p.name not in KEPT_HIDDEN and any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]

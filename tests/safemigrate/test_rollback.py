@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.safemigrate.helpers import ROOT, manage, popen, prepared_db, project_env, table_dump
+from tests.safemigrate.helpers import ROOT, manage, popen, prepared_db, project_env, table_dump, temp_files
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +64,7 @@ def migration_state(db: Path) -> str:
 
 def leftovers(tmp_path: Path) -> list[Path]:
     """Temporary or set-aside files a clean ending never leaves behind."""
-    folder = tmp_path / "backups"
-    hidden = list(folder.glob(".*")) if folder.exists() else []
+    hidden = temp_files(tmp_path / "backups")
     return hidden + list(tmp_path.glob("*.corrupt-*")) + list(tmp_path.glob(".*.restoring"))
 
 

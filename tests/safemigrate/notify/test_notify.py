@@ -37,7 +37,7 @@ def test_notify__rolled_back_migration_reaches_every_channel(at_0001, hooks, set
     [discord] = hooks.bodies("/discord")
     [plain] = hooks.bodies("/json")
     title = "Migration of database 'default' failed and was undone"
-    assert slack["text"].startswith(f"*{title}*\nmigrapp.0002_item_note: MIGRAPP_FAIL")
+    assert slack["text"].startswith(f"*{title}*\nmigration migrapp.0002_item_note: MIGRAPP_FAIL")
     assert discord["content"].startswith(f"**{title}**\n")
     assert plain["event"] == "migration_rolled_back"
     assert plain["failure"] is True

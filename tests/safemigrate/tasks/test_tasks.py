@@ -77,7 +77,8 @@ def test_scheduled_backup__queues_rotation(make_backups, backup_dir, settings):
     settings.SAFEMIGRATE_KEEP = 2
     made = make_backups(2, reason="scheduled")  # rotation keeps SAFEMIGRATE_KEEP per reason class
     result = tasks.scheduled_backup("default")
-    rotation = Task.objects.get(func="safemigrate.tasks.rotate_backups")
+    # Each scheduled backup (make_backups' too) is followed by a rotation; the last one counts.
+    rotation = Task.objects.filter(func="safemigrate.tasks.rotate_backups").latest("started")
     assert rotation.success is True
     assert rotation.result["deleted"] == [made[0].manifest.name]
     assert names_on_disk(backup_dir) == sorted([made[1].manifest.name, result["name"]])
