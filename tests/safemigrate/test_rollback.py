@@ -167,7 +167,6 @@ def test_safemigrate__signal_at_random_moments_ends_truthfully(tmp_path, templat
             assert "CommandError" not in err
             assert "Traceback" not in err
         else:
-            assert proc.returncode == 1, err
             assert state == "pre"
             line = one_line_error(err)
             assert f"interrupted ({sig.name})" in line
@@ -175,6 +174,8 @@ def test_safemigrate__signal_at_random_moments_ends_truthfully(tmp_path, templat
                 "rolled back by the database transaction — nothing was written" in line
                 or "the database is unchanged" in line
             ), line
+            # Interrupted before anything changed exits 130, like an interrupted shell command.
+            assert proc.returncode == (130 if "the database is unchanged" in line else 1), err
         assert leftovers(tmp_path / f"trial{trial}") == []
     print(f"seed {seed}: {outcomes}")
 
