@@ -119,17 +119,15 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
     sweep_leftovers(directory)  # a killed run's plaintext copies go before a new one is made
     now = datetime.now(UTC)
     extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
+    created: list[Path] = []  # a failure removes this run's own files, never another run's
+    final = directory
     try:
         name, fd = reserve_backup_name(
-            reason=reason, alias=alias, extension=extension, directory=directory, when=now
+            reason=reason, alias=alias, extension=extension, directory=directory, when=now, created=created
         )
-    except OSError as exc:
-        raise BackupError(_os_error_message(exc, directory)) from exc
-    final = directory / name
-    partial = partial_path(directory, name)
-    manifest_file = directory / (name + MANIFEST_SUFFIX)
-    created = [partial]  # a failure removes this run's own files, never another run's
-    try:
+        final = directory / name
+        partial = partial_path(directory, name)
+        manifest_file = directory / (name + MANIFEST_SUFFIX)
         if progress:
             progress(f"backing up {adapter.database_name()} to {final}")
         with os.fdopen(fd, "wb") as f:

@@ -82,6 +82,7 @@ from safemigrate.manifest import (
     Manifest,
     _atomic_write,
     clean_reason,
+    create_exclusive,
     manifest_path_for,
     partial_path,
     read_json_file,
@@ -644,27 +645,25 @@ def _create_json_dump(
     directory = ensure_backup_dir(alias)
     now = dt.datetime.now(dt.UTC)
     suffix = "json" + file_suffix(conf.compress, bool(conf.encryption_key))
+    created: list[Path] = []  # a failure removes this run's own files, never another run's
+    final = directory
     try:
         if backup is not None:
             stem = backup.file.rsplit(f"-{backup.database}.", 1)[0]
             name = f"{stem}-{alias}.{suffix}"
             try:
-                fd = os.open(partial_path(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = create_exclusive(partial_path(directory, name), created=created)
             except FileExistsError as exc:
                 raise BackupError(
                     f"a JSON dump of {backup.name} is already being written; wait for it to finish"
                 ) from exc
         else:
             name, fd = reserve_backup_name(
-                reason=reason, alias=alias, extension=suffix, directory=directory, when=now
+                reason=reason, alias=alias, extension=suffix, directory=directory, when=now, created=created
             )
-    except OSError as exc:
-        raise BackupError(_os_error_message(exc, directory)) from exc
-    final = directory / name
-    partial = partial_path(directory, name)
-    sidecar = dump_manifest_path(final)
-    created = [partial]  # a failure removes this run's own files, never another run's
-    try:
+        final = directory / name
+        partial = partial_path(directory, name)
+        sidecar = dump_manifest_path(final)
         if progress:
             progress(f"writing a JSON dump of {adapter.database_name()} to {final}")
         with os.fdopen(fd, "wb") as f:

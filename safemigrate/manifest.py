@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import signal
 import stat
 import tempfile
 import types
@@ -135,12 +136,24 @@ def partial_path(directory: Path, name: str) -> Path:
     return directory / f".{name}.partial"
 
 
+def create_exclusive(path: Path, *, created: list[Path]) -> int:
+    """Create ``path`` (O_EXCL, 0600) and add it to ``created``, with SIGINT/SIGTERM held in between:
+    a Ctrl-C never leaves a file its run does not know it made. FileExistsError if it exists."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        created.append(path)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held Ctrl-C is raised now
+    return fd
+
+
 def reserve_backup_name(
-    *, reason: str, alias: str, extension: str, directory: Path, when: datetime
+    *, reason: str, alias: str, extension: str, directory: Path, when: datetime, created: list[Path]
 ) -> tuple[str, int]:
     """``backup-<reason>-<UTC timestamp>[-n]-<alias>.<ext>``, unique in ``directory``, and the open fd
-    of its partial file, which is created with O_EXCL: that file is the reservation, and the only one
-    the caller owns. Two processes in the same second get two names (the later one ``-2``, ``-3``…).
+    of its partial file, created with O_EXCL and added to ``created``: that file is the reservation,
+    and the only one the caller owns. Two runs in the same second get two names (``-2``, ``-3``…).
     """
     stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     base = f"backup-{clean_reason(reason)}-{stamp}"
@@ -148,12 +161,13 @@ def reserve_backup_name(
         name = f"{base}-{alias}.{extension}" if n == 1 else f"{base}-{n}-{alias}.{extension}"
         partial = partial_path(directory, name)
         try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = create_exclusive(partial, created=created)
         except FileExistsError:
             continue  # another run is writing this name
         # Checked after reserving: a finished backup of this name was renamed from this partial, so
         # none can appear once we hold it.
         if (directory / name).exists() or (directory / (name + MANIFEST_SUFFIX)).exists():
+            created.remove(partial)  # first: an interrupt now leaves ours, never removes another's
             os.close(fd)
             partial.unlink()
             continue

@@ -29,7 +29,7 @@ names = []
 for n in range(30):
     name, fd = reserve_backup_name(
         reason="race", alias="default", extension="sqlite3.zst", directory=directory,
-        when=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),  # the same second for both processes
+        when=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC), created=[],  # the same second for both
     )
     os.write(fd, str(os.getpid()).encode())
     os.close(fd)
