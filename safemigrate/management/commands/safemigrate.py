@@ -11,7 +11,7 @@ from safemigrate import interrupts
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.management.base import command_error
 from safemigrate.plan import pending_plan
-from safemigrate.sequence import safe_migrate
+from safemigrate.sequence import SafeMigrateResult, safe_migrate
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import TRANSACTION
 
@@ -67,19 +67,31 @@ class Command(MigrateCommand):
             )
         except SafeMigrateError as exc:
             raise command_error(exc) from exc
-        with interrupts.deferred(reraise=False):  # applied: a late Ctrl-C cannot hide that
-            if result.backup is not None:
-                from safemigrate.tasks import queue_offsite_copy
-
-                queue_offsite_copy(alias=database, name=result.backup.manifest.name)
-            if result.backup is not None and options["verbosity"] >= 1:
-                self.stdout.write(
-                    self.style.SUCCESS(
-                        f"Applied {len(result.plan)} migration(s) safely in {result.duration:.2f}s; "
-                        f"backup {result.backup.manifest.name}"
-                    )
-                )
+        except KeyboardInterrupt as exc:  # before any guarded step (the outcome settles signals)
+            raise CommandError(
+                f"interrupted ({exc or 'Ctrl-C'}); nothing was migrated", returncode=130
+            ) from exc
+        self._report(result, database, verbosity=options["verbosity"])
         return None
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        # One interruptible section over the whole command: once the outcome is settled (a
+        # COMMIT, or an undo) signals are held until the line that reports it is out.
+        with interrupts.interruptible():
+            return super().execute(*args, **options)
+
+    def _report(self, result: SafeMigrateResult, database: str, *, verbosity: int) -> None:
+        if result.backup is not None:
+            from safemigrate.tasks import queue_offsite_copy
+
+            queue_offsite_copy(alias=database, name=result.backup.manifest.name)
+        if result.backup is not None and verbosity >= 1:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Applied {len(result.plan)} migration(s) safely in {result.duration:.2f}s; "
+                    f"backup {result.backup.manifest.name}"
+                )
+            )
 
     def _print_risky_plan(self, database: str, options: dict[str, Any]) -> None:
         try:
