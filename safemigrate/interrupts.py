@@ -21,10 +21,11 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _depth = 0  # nesting of deferred()
 _sections = 0  # nesting of interruptible()
 _pending: list[int] = []
+_settled = False  # the outcome is decided (committed, or undone): hold signals to the end
 
 
 def _handle(signum: int, frame: Any) -> None:
-    if _depth:
+    if _depth or _settled:
         _pending.append(signum)
         logger.warning("%s received; finishing the current step first", signal.Signals(signum).name)
         return
@@ -49,13 +50,27 @@ def _installed() -> Iterator[None]:
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
     """SIGINT and SIGTERM raise KeyboardInterrupt("SIGINT"/"SIGTERM") inside the block."""
-    global _sections
-    with _installed():
-        _sections += 1
-        try:
-            yield
-        finally:
-            _sections -= 1
+    global _sections, _settled
+    try:
+        with _installed():
+            _sections += 1
+            try:
+                yield
+            finally:
+                _sections -= 1
+    finally:
+        if _sections == 0:  # only now: until the handlers are restored, a settled run holds signals
+            _settled = False
+
+
+def settle() -> None:
+    """The outcome is decided: until the outermost section ends, signals are remembered, not raised.
+
+    So the line that reports a COMMIT or an undo always gets out, whatever arrives meanwhile.
+    """
+    global _settled
+    if _sections:
+        _settled = True
 
 
 @contextlib.contextmanager

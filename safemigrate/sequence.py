@@ -329,6 +329,7 @@ def _migrate_in_transaction(
         "undid the failed migration on %s in %.3fs (transaction)", alias, time.monotonic() - failed_at
     )
     with interrupts.deferred():
+        interrupts.settle()
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}", rollback=TRANSACTION)
     raise MigrationFailed(
         f"{failed} failed ({reason}); rolled back by the database transaction — nothing "
@@ -366,6 +367,7 @@ def _migrate_or_restore(
 
 
 def _applied(run: _Run, backup: BackupResult, *, rollback: str) -> None:
+    interrupts.settle()
     catalogue.sync_catalogue(alias=run.alias)  # the backup table may be new in this plan
     run.record("applied", backup=backup, rollback=rollback)
 
@@ -421,6 +423,7 @@ def _restore_after_failure(
             if get_adapter(alias).applied_migrations() != backup.manifest.migrations:
                 raise SafeMigrateError("the restored database's migrations differ from the backup's")
         except BaseException as exc:  # noqa: BLE001 - signals are held: this is a real failure
+            interrupts.settle()
             logger.critical("ROLLBACK FAILED for %s: %s", alias, exc)
             run.record(
                 "failed", backup=backup, error=f"{failed}: {reason}; rollback failed: {exc}", rollback=RESTORE
@@ -442,6 +445,7 @@ def _restore_after_failure(
                 f"the failed database is kept as {result.kept}: copy any such rows from it, then "
                 "drop it."
             )
+        interrupts.settle()
         logger.info("undid the failed migration on %s in %.3fs (restore)", alias, time.monotonic() - started)
         kept = f"; the failed database is kept as {result.kept}" if result.kept else ""
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}{kept}", rollback=RESTORE)

@@ -40,10 +40,15 @@ class Command(MigrateCommand):
         )
 
     def execute(self, *args: Any, **options: Any) -> Any:
-        """Ctrl-C outside the guarded sequence (which undoes a migration itself) is one line too."""
+        """Ctrl-C outside the guarded sequence (which undoes a migration itself) is one line too.
+
+        One interruptible section over the whole command: once the outcome is settled (a COMMIT,
+        or an undo) signals are held until the line that reports it is out.
+        """
         self.migrating = False
         try:
-            return super().execute(*args, **options)
+            with interrupts.interruptible():
+                return super().execute(*args, **options)
         except KeyboardInterrupt as exc:
             if self.migrating:  # an unguarded run (--no-backup, --fake, ...) or the bookkeeping after
                 raise CommandError(
@@ -94,14 +99,17 @@ class Command(MigrateCommand):
             )
         except SafeMigrateError as exc:
             raise command_error(exc) from exc
-        with interrupts.deferred(reraise=False):  # applied: a late Ctrl-C cannot hide that
-            if result.backup is not None and options["verbosity"] >= 1:
-                self.stdout.write(
-                    self.style.SUCCESS(
-                        f"Applied {len(result.plan)} migration(s) safely in {result.duration:.2f}s; "
-                        f"backup {result.backup.manifest.name}"
-                    )
+        except KeyboardInterrupt as exc:  # before any guarded step (the outcome settles signals)
+            raise CommandError(
+                f"interrupted ({exc or 'Ctrl-C'}); nothing was migrated", returncode=130
+            ) from exc
+        if result.backup is not None and options["verbosity"] >= 1:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Applied {len(result.plan)} migration(s) safely in {result.duration:.2f}s; "
+                    f"backup {result.backup.manifest.name}"
                 )
+            )
         return None
 
     def _refuse_like_django(self, *args: Any, **options: Any) -> None:
