@@ -155,4 +155,6 @@ def is_test_database(alias: str) -> bool:
     connection = connections[alias]
     name = str(connection.settings_dict.get("NAME") or "")
     test_name = (connection.settings_dict.get("TEST") or {}).get("NAME")
-    return name.startswith(TEST_DATABASE_PREFIX) or (bool(test_name) and name == str(test_name))
+    if name.startswith((TEST_DATABASE_PREFIX, "file:memorydb_")):  # the latter: in-memory SQLite
+        return True
+    return bool(test_name) and name == str(test_name)
