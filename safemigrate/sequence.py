@@ -333,8 +333,7 @@ def _migrate_in_transaction(
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}", rollback=TRANSACTION)
     raise MigrationFailed(
         f"{failed} failed ({reason}); rolled back by the database transaction — nothing "
-        f"was written; the pre-migration backup {backup.manifest.name} is kept. Fix the migration "
-        "and run safemigrate again"
+        f"was written; the pre-migration backup {backup.manifest.name} is kept. {_next_step(reason)}"
     ) from failure
 
 
@@ -374,6 +373,13 @@ def _applied(run: _Run, backup: BackupResult, *, rollback: str) -> None:
 
 def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def _next_step(reason: str) -> str:
+    """What to do after an undo: an interrupted migration is not a broken one."""
+    if reason.startswith("interrupted ("):
+        return "Run safemigrate again when you are ready"
+    return "Fix the migration and run safemigrate again"
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -449,6 +455,4 @@ def _restore_after_failure(
         logger.info("undid the failed migration on %s in %.3fs (restore)", alias, time.monotonic() - started)
         kept = f"; the failed database is kept as {result.kept}" if result.kept else ""
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}{kept}", rollback=RESTORE)
-        raise MigrationFailed(
-            f"{failed} failed ({reason}); {outcome} Fix the migration and run safemigrate again"
-        )
+        raise MigrationFailed(f"{failed} failed ({reason}); {outcome} {_next_step(reason)}")

@@ -70,6 +70,34 @@ def test_safemigrate__failing_migration_rolls_back_to_identical_content(at_0001,
 
 
 @pytest.mark.django_db(transaction=True)
+def test_safemigrate__a_failure_closes_djangos_applying_line(at_0001, monkeypatch):
+    """Django's "  Applying X..." ends in FAILED, so the error is not glued onto that line."""
+    monkeypatch.setenv("MIGRAPP_FAIL", "1")
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("migrate", stdout=out, no_color=True)
+    assert "  Applying migrapp.0002_item_note... FAILED\n" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_safemigrate__an_interrupted_migration_is_not_called_broken(at_0001, monkeypatch):
+    """After Ctrl-C the advice is to run it again, not to fix a migration that did nothing wrong."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    def interrupted(self, state, migration, fake=False, fake_initial=False):
+        raise KeyboardInterrupt("SIGINT")  # Ctrl-C while Django applies the migration
+
+    with monkeypatch.context() as patched:  # undone before the fixture's teardown migrates
+        patched.setattr(MigrationExecutor, "apply_migration", interrupted)
+        with pytest.raises(CommandError) as excinfo:
+            call_command("migrate", stdout=StringIO())
+    message = str(excinfo.value)
+    assert "interrupted (SIGINT)" in message
+    assert message.endswith("Run safemigrate again when you are ready")
+    assert "Fix the migration" not in message
+
+
+@pytest.mark.django_db(transaction=True)
 def test_safemigrate__nothing_to_apply_takes_no_backup(backup_dir):
     call_command("migrate", stdout=StringIO())
     assert not backup_dir.exists() or not files_in(backup_dir)

@@ -98,6 +98,8 @@ class Command(MigrateCommand):
                 before_lock=lambda: self._refuse_like_django(*args, **options),
             )
         except SafeMigrateError as exc:
+            if self.open_line:  # "  Applying X..." then the error on a line of its own
+                self.stdout.write(self.style.ERROR(" FAILED"))
             raise command_error(exc) from exc
         except KeyboardInterrupt as exc:  # before any guarded step (the outcome settles signals)
             raise CommandError(
@@ -111,6 +113,13 @@ class Command(MigrateCommand):
                 )
             )
         return None
+
+    open_line = False
+    """Django printed "  Applying X..." and not yet " OK": a failure must not continue that line."""
+
+    def migration_progress_callback(self, action: str, migration: Any = None, fake: bool = False) -> None:
+        super().migration_progress_callback(action, migration, fake)
+        self.open_line = self.verbosity >= 1 and action.endswith("_start")
 
     def _refuse_like_django(self, *args: Any, **options: Any) -> None:
         """Django's own refusals, in its words, before the lock and the backup.
