@@ -21,7 +21,7 @@ src="$work/src"
 rm -rf "$src" && mkdir -p "$src/tests"
 cp pyproject.toml README.md CHANGELOG.md "$src/"
 cp tests/__init__.py tests/conftest.py tests/safemigrate_settings.py tests/safemigrate_urls.py "$src/tests/"
-cp -r tests/migrapp tests/othersafemigrate tests/safemigrate "$src/tests/"
+cp -r tests/migrapp tests/migrateoverride tests/othersafemigrate tests/safemigrate "$src/tests/"
 
 # The subset: everything in tests/safemigrate that needs neither fitnessdb's models and settings
 # (JSON dumps of its data, its broker settings, the worker and browser tests, the fault tests that
@@ -36,6 +36,15 @@ ignore=(
   --ignore tests/safemigrate/offsite/test_s3.py
   --ignore tests/safemigrate/vendors/test_adapters.py
   --ignore tests/safemigrate/vendors/test_safety_matrix.py
+  # These drive fitnessdb's manage.py in subprocesses, its URLs, or read the repository's README.
+  --ignore tests/safemigrate/test_rollback.py
+  --ignore tests/safemigrate/test_django_compat.py
+  --ignore tests/safemigrate/test_leftovers.py
+  --ignore tests/safemigrate/test_test_databases.py
+  --ignore tests/safemigrate/test_middleware.py
+  --ignore tests/safemigrate/test_monitor_checks.py
+  --ignore tests/safemigrate/admin/test_health_endpoint.py
+  --deselect tests/safemigrate/test_untrusted_files.py::test_lock__a_symlink_planted_as_the_lock_file_is_not_followed
 )
 
 status=0
@@ -53,8 +62,12 @@ for entry in "${MATRIX[@]}"; do
   echo "matrix: Django $("$venv/bin/python" -m django --version) on Python $python," \
     "extras: ${extras:-none}; safemigrate from" \
     "$(cd "$src" && "$venv/bin/python" -c 'import safemigrate, pathlib; print(pathlib.Path(safemigrate.__file__).parent)')"
+  # Without the tasks extra, the tests that read django-q2's task table cannot import it.
+  without_q=()
+  [ -n "$extras" ] || without_q=(--ignore tests/safemigrate/notify/test_notify.py
+    --ignore tests/safemigrate/offsite/test_followup.py)
   if (cd "$src" && "$venv/bin/python" -m pytest -q -p no:cacheprovider --ds tests.safemigrate_settings \
-    tests/safemigrate "${ignore[@]}" -m "not services and not browser"); then
+    tests/safemigrate "${ignore[@]}" "${without_q[@]}" -m "not services and not browser"); then
     echo "matrix: Django $django / Python $python passed in $((SECONDS - started))s"
   else
     echo "matrix: Django $django / Python $python FAILED" >&2
