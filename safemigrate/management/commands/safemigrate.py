@@ -85,7 +85,11 @@ class Command(MigrateCommand):
 
         def run_migrate() -> None:
             self.migrating = True
-            super(Command, self).handle(*args, **options)
+            try:
+                super(Command, self).handle(*args, **options)
+            except BaseException:
+                self._close_line()  # before the library logs the failure on stderr
+                raise
 
         progress = self.stdout.write if options["verbosity"] >= 1 else None
         try:
@@ -98,8 +102,7 @@ class Command(MigrateCommand):
                 before_lock=lambda: self._refuse_like_django(*args, **options),
             )
         except SafeMigrateError as exc:
-            if self.open_line:  # "  Applying X..." then the error on a line of its own
-                self.stdout.write(self.style.ERROR(" FAILED"))
+            self._close_line()
             raise command_error(exc) from exc
         except KeyboardInterrupt as exc:  # before any guarded step (the outcome settles signals)
             raise CommandError(
@@ -120,6 +123,12 @@ class Command(MigrateCommand):
     def migration_progress_callback(self, action: str, migration: Any = None, fake: bool = False) -> None:
         super().migration_progress_callback(action, migration, fake)
         self.open_line = self.verbosity >= 1 and action.endswith("_start")
+
+    def _close_line(self) -> None:
+        """End Django's "  Applying X..." with FAILED, so what follows gets a line of its own."""
+        if self.open_line:
+            self.open_line = False
+            self.stdout.write(self.style.ERROR(" FAILED"))
 
     def _refuse_like_django(self, *args: Any, **options: Any) -> None:
         """Django's own refusals, in its words, before the lock and the backup.
