@@ -24,18 +24,6 @@ def dump_all_tables() -> dict[str, list[tuple]]:
         }
 
 
-@pytest.fixture
-def at_0001(backup_dir):
-    """migrapp back at 0001 with three items: 0002 is pending."""
-    call_command("migrate", "migrapp", "0001", stdout=StringIO(), verbosity=0)
-    with connection.cursor() as cursor:
-        for n in range(3):
-            cursor.execute("INSERT INTO migrapp_item (name, qty) VALUES (%s, %s)", [f"item{n}", n])
-    yield backup_dir
-    os.environ.pop("MIGRAPP_FAIL", None)
-    call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_safemigrate__applies_with_verified_backup(at_0001):
     before = set(at_0001.glob("backup-pre_migrate-*.zst"))

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from safemigrate import signals
 from safemigrate.backup import create_backup
@@ -34,18 +32,6 @@ def caught():
 
 def events(seen) -> list[str]:
     return [name for name, _sender, _kwargs in seen]
-
-
-@pytest.fixture
-def at_0001(backup_dir):
-    """migrapp back at 0001 with three items: 0002 is pending."""
-    call_command("migrate", "migrapp", "0001", stdout=StringIO(), verbosity=0)
-    with connection.cursor() as cursor:
-        for n in range(3):
-            cursor.execute("INSERT INTO migrapp_item (name, qty) VALUES (%s, %s)", [f"item{n}", n])
-    yield backup_dir
-    os.environ.pop("MIGRAPP_FAIL", None)
-    call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
 
 
 @pytest.mark.django_db(transaction=True)

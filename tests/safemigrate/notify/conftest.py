@@ -62,21 +62,3 @@ def hooks(settings, receiver: Receiver) -> Receiver:
     settings.SAFEMIGRATE_NOTIFY_WEBHOOKS = receiver.url("/json")
     settings.SAFEMIGRATE_NOTIFY_RETRY_DELAY = 0
     return receiver
-
-
-@pytest.fixture
-def at_0001(backup_dir):
-    """migrapp back at 0001 with three items: 0002 is pending."""
-    import os
-    from io import StringIO
-
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", "migrapp", "0001", stdout=StringIO(), verbosity=0)
-    with connection.cursor() as cursor:
-        for n in range(3):
-            cursor.execute("INSERT INTO migrapp_item (name, qty) VALUES (%s, %s)", [f"item{n}", n])
-    yield backup_dir
-    os.environ.pop("MIGRAPP_FAIL", None)
-    call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
