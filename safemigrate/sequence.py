@@ -123,7 +123,6 @@ def safe_migrate(
     app_label: str | None = None,
     target: str | None = None,
     progress: Progress | None = None,
-    after_success: Callable[[str], None] | None = None,
     before_lock: Callable[[], None] | None = None,
 ) -> SafeMigrateResult:
     """Run ``run_migrate`` (Django's migrate) inside the safe-migrate sequence.
@@ -165,13 +164,7 @@ def safe_migrate(
                     f"{_interrupted(exc)} before migrating: the database is unchanged; run safemigrate again"
                 ) from exc
             logger.warning("interrupted while releasing the lock; the migration is applied")
-        if result.status == "applied" and after_success is not None:
-            with interrupts.deferred():
-                try:
-                    after_success(alias)
-                except Exception as exc:  # noqa: BLE001 - rotation is housekeeping, not the migration
-                    logger.warning("could not queue rotation after migrating: %s", exc)
-    return result
+    return result  # follow-up work (rotation, off-site copy) hangs on the signals: followup.py
 
 
 def _locked(
