@@ -77,6 +77,11 @@ class SafeMigrateSettings:
     fill the disk with them."""
     free_space_reserve: int = 512 * 2**20
     """Bytes that must stay free in the backup folder after a "Back up now" backup."""
+    retention: str | dict[str, Any] | None = None
+    """Grandfather-father-son retention (a dict, or ``key=value,…``); None: keep the newest ``keep``.
+    Parsed by safemigrate.rotation.retention_policy (E008 when it is wrong)."""
+    pin_pre_migrate_days: float = 7.0
+    """Days a pre-migration backup is pinned automatically (0: off)."""
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -122,6 +127,8 @@ def get_settings() -> SafeMigrateSettings:
         guard_test_databases=bool(_setting("GUARD_TEST_DATABASES", False)),
         admin_backup_interval=float(_setting("ADMIN_BACKUP_INTERVAL", 300.0)),
         free_space_reserve=int(_setting("FREE_SPACE_RESERVE", 512 * 2**20)),
+        retention=getattr(settings, "SAFEMIGRATE_RETENTION", None) or None,
+        pin_pre_migrate_days=float(_setting("PIN_PRE_MIGRATE_DAYS", 7.0)),
     )
 
 

@@ -3,7 +3,8 @@
 The one place that decides what happens after an event, whichever door it came through (a command,
 the admin, a task):
 
-- a backup made: copied off-site (SAFEMIGRATE_STORAGE); a scheduled one is followed by rotation.
+- a backup made: copied off-site (SAFEMIGRATE_STORAGE); a scheduled one is followed by rotation;
+  a pre-migration one is pinned for SAFEMIGRATE_PIN_PRE_MIGRATE_DAYS at once.
   The pre-migration and pre-restore backups are taken just before the database is replaced, so
   their follow-up waits for the outcome: ``migration_applied`` and ``restore_done``.
 - a migration applied: its backup copied off-site, rotation, a JSON dump (SAFEMIGRATE_JSON_AFTER_MIGRATE).
@@ -59,7 +60,22 @@ def _copy_offsite(alias: str, name: str) -> None:
         queue("copy_offsite", name, alias, alias=alias)
 
 
+def pin_pre_migrate(backup: Any) -> None:
+    """Pin a pre-migration backup for SAFEMIGRATE_PIN_PRE_MIGRATE_DAYS: "the migration succeeded
+    but the result is wrong" is often noticed days later. Here, not queued: before any rotation."""
+    from datetime import timedelta
+
+    from safemigrate.manifest import update_manifest
+
+    days = get_settings().pin_pre_migrate_days
+    if days > 0 and not backup.pinned:
+        until = backup.created_at + timedelta(days=days)
+        update_manifest(backup, pinned_until=until.isoformat(timespec="seconds"))
+
+
 def after_backup(*, alias: str, reason: str, backup: Any, **kwargs: Any) -> None:
+    if reason == "pre_migrate":
+        pin_pre_migrate(backup)
     if reason in _DEFERRED_REASONS:
         return
     _copy_offsite(alias, backup.name)
@@ -114,5 +130,8 @@ def connect() -> None:
     signals.verification_failed.connect(
         remember_verification_failure, dispatch_uid="safemigrate.followup.verification"
     )
+    from safemigrate.offsite import remember_offsite_failure
+
+    signals.offsite_copy_failed.connect(remember_offsite_failure, dispatch_uid="safemigrate.followup.offsite")
     for name, signal in signals.EVENTS.items():
         signal.connect(notify, dispatch_uid=f"safemigrate.followup.notify.{name}")

@@ -73,6 +73,8 @@ class Manifest:
     verified: bool = False
     verified_at: str | None = None
     pinned: bool = False
+    pinned_until: str | None = None
+    """A time-limited pin (ISO 8601): rotation keeps the backup until then (the pre-migration one)."""
     duration: float = 0.0
     app_version: str = ""
     django_version: str = ""
@@ -117,6 +119,7 @@ class Manifest:
             "verified": self.verified,
             "verified_at": self.verified_at,
             "pinned": self.pinned,
+            "pinned_until": self.pinned_until,
             "compression": self.compression,
             "encryption": self.encryption,
             "duration": round(self.duration, 3),
@@ -269,8 +272,12 @@ def manifest_problem(data: object, *, sidecar: str | None = None) -> str | None:
         return f"its database {str(data['database'])[:40]!r} does not match its name"
     if not re.fullmatch(r"[0-9a-f]{64}", data["sha256"]) or data["size"] < 0:
         return "its sha256 or size is not valid"
-    verified_at = data.get("verified_at")
-    if not _is_iso(data["created"]) or (verified_at is not None and not _is_iso(verified_at)):
+    verified_at, pinned_until = data.get("verified_at"), data.get("pinned_until")
+    if (
+        not _is_iso(data["created"])
+        or (verified_at is not None and not _is_iso(verified_at))
+        or (pinned_until is not None and not _is_iso(pinned_until))
+    ):
         return "its dates are not ISO 8601 with a time zone"
     dump = data.get("json_dump")
     if dump is not None and dump.get("file") is not None and not is_backup_name(dump["file"]):
@@ -281,8 +288,17 @@ def manifest_problem(data: object, *, sidecar: str | None = None) -> str | None:
     return None
 
 
+_NEWER_FIELDS = ("pinned_until",)
+"""Fields added after manifests were first signed: left out of the MAC while unset, so the MACs of
+older manifests still hold."""
+
+
 def _stored_fields(manifest: Manifest) -> dict[str, Any]:
-    return {k: v for k, v in asdict(manifest).items() if k not in ("path", "mac")}
+    return {
+        k: v
+        for k, v in asdict(manifest).items()
+        if k not in ("path", "mac") and not (k in _NEWER_FIELDS and v is None)
+    }
 
 
 def sign(manifest: Manifest, key: str | None) -> Manifest:

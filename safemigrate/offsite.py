@@ -3,8 +3,8 @@
 The storage is any backend in ``settings.STORAGES`` (FileSystemStorage on another disk, S3 through
 django-storages, …); objects keep the local file names. Files are streamed both ways, never read
 whole into memory. A copy never overwrites a different object silently, and a failed copy never
-touches the local backup. Retention off-site is the storage's business (e.g. a bucket lifecycle
-rule): rotation only deletes local files.
+touches the local backup. Off-site copies follow the local retention: when rotation deletes a
+backup, its copy goes too (``delete_offsite_copies``); nothing else is ever deleted from the storage.
 """
 
 from __future__ import annotations
@@ -43,11 +43,16 @@ from safemigrate.manifest import (
     utc_now_iso,
 )
 from safemigrate.signals import offsite_copy_failed, send
+from safemigrate.status import read_status, update_status
 
 logger = logging.getLogger("safemigrate")
 
 CHUNK = 1 << 20
 DUMP_MANIFEST_SUFFIX = ".dump-manifest.json"
+OFFSITE_FAILED = "offsite_failed"
+"""Status-file section: backups whose last off-site copy failed ({name: {at, error}})."""
+OFFSITE_DELETE_PENDING = "offsite_delete_pending"
+"""Status-file section: off-site copies rotation could not delete yet ({name: {storage, objects, …}})."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,7 @@ def _copy(*, manifest: Manifest, storage_alias: str | None, verify: bool) -> Off
             raise
         names.append(manifest_path_for(path).name)
     catalogue.record(updated)
+    update_status(manifest.database, OFFSITE_FAILED, lambda failed: failed.pop(manifest.name, None))
     duration = (datetime.now(UTC) - started).total_seconds()
     logger.info("copied %s to storage %r in %.2fs", manifest.name, alias, duration)
     return OffsiteResult(
@@ -436,3 +442,116 @@ def fetch_offsite(*, name: str, alias: str = "default", storage_alias: str | Non
     catalogue.record(manifest)
     logger.info("fetched %s from %s into %s", name, what, directory)
     return manifest
+
+
+def offsite_copy_of(manifest: Manifest) -> dict[str, Any] | None:
+    """The manifest's record of its off-site copy (``{storage, name, copied_at}``), or None."""
+    record = manifest.offsite
+    return record if record and record.get("storage") and record.get("copied_at") else None
+
+
+def offsite_failures(alias: str = "default") -> dict[str, dict[str, Any]]:
+    """Backups of ``alias`` whose last off-site copy failed: {name: {at, error}}."""
+    failed = read_status(alias).get(OFFSITE_FAILED)
+    return failed if isinstance(failed, dict) else {}
+
+
+def offsite_state(manifest: Manifest, failures: dict[str, dict[str, Any]]) -> str:
+    """ "copied", "failed" (no copy, and the last try failed) or "not copied"."""
+    if offsite_copy_of(manifest):
+        return "copied"
+    return "failed" if manifest.name in failures else "not copied"
+
+
+def remember_offsite_failure(*, alias: str, backup: Manifest, error: str, **kwargs: Any) -> None:
+    """For the admin and the health signal (safemigrate.W017) until a copy succeeds or it is deleted."""
+    at = utc_now_iso()
+    update_status(
+        alias, OFFSITE_FAILED, lambda failed: failed.update({backup.name: {"at": at, "error": error}})
+    )
+
+
+def _objects(manifest: Manifest) -> list[str]:
+    """The storage objects of a backup's copy, manifest first (see ``_delete_copy``)."""
+    names = [manifest_path_for(manifest.file_path).name, manifest.file]
+    dump_file = (manifest.json_dump or {}).get("file")
+    if dump_file:
+        names += [dump_file, dump_file + DUMP_MANIFEST_SUFFIX]
+    return names
+
+
+def _ours(name: str) -> bool:
+    """An object name a copy of ours has: a backup name, or one with a manifest suffix."""
+    return is_backup_name(name.removesuffix(MANIFEST_SUFFIX).removesuffix(DUMP_MANIFEST_SUFFIX))
+
+
+def _delete_copy(storage: Storage, name: str, sha256: str, objects: list[str]) -> bool:
+    """Delete one backup's objects, the manifest first: a manifest in the storage always means a
+    complete copy. False (nothing deleted) when the stored manifest describes another backup."""
+    manifest_name = objects[0]
+    if (
+        storage.exists(manifest_name)
+        and _read_remote_manifest(storage, manifest_name).get("sha256") != sha256
+    ):
+        return False
+    for each in objects:
+        if storage.exists(each):
+            storage.delete(each)
+    return True
+
+
+def delete_offsite_copies(*, alias: str, manifests: list[Manifest]) -> tuple[list[str], list[str]]:
+    """Delete the off-site copies of ``manifests`` (backups rotation removed) and those it could
+    not delete before; returns (deleted names, failures as "name: reason").
+
+    Never raises: a copy that cannot be deleted now (storage unreachable) is kept in the status
+    file and tried again by the next rotation; one whose stored manifest describes another backup
+    is never deleted.
+    """
+    pending: dict[str, dict[str, Any]] = dict(read_status(alias).get(OFFSITE_DELETE_PENDING) or {})
+    for manifest in manifests:
+        record = offsite_copy_of(manifest)
+        if record and manifest.path is not None:
+            pending[manifest.name] = {
+                "storage": str(record["storage"]),
+                "sha256": manifest.sha256,
+                "objects": _objects(manifest),
+            }
+    deleted: list[str] = []
+    failed: dict[str, str] = {}
+    retry: set[str] = set()
+    for name, job in sorted(pending.items()):
+        objects = [str(o) for o in job.get("objects") or [] if _ours(str(o))]
+        try:
+            storage_alias, storage = get_storage(str(job.get("storage") or ""))
+            with _storage_errors(
+                BackupError, f"deleting the off-site copy of {name}", "tried again next time"
+            ):
+                ours = bool(objects) and _delete_copy(storage, name, str(job.get("sha256") or ""), objects)
+        except SafeMigrateError as exc:
+            failed[name] = str(exc)
+            retry.add(name)
+            logger.error("rotation could not delete the off-site copy of %s: %s", name, exc)
+            continue
+        if not ours:
+            failed[name] = f"storage {storage_alias!r} holds a different {name}; it was left as it is"
+            logger.warning("rotation: %s", failed[name])
+            continue
+        deleted.append(name)
+        logger.info("rotation deleted the off-site copy of %s from %r", name, storage_alias)
+
+    def remember(section: dict[str, Any]) -> None:
+        section.clear()
+        section.update({n: {**pending[n], "error": failed[n], "at": utc_now_iso()} for n in retry})
+
+    if pending:
+        update_status(alias, OFFSITE_DELETE_PENDING, remember)
+    gone = {m.name for m in manifests}
+    if gone & offsite_failures(alias).keys():  # deleted locally: their copy failures no longer matter
+
+        def forget(section: dict[str, Any]) -> None:
+            for name in gone:
+                section.pop(name, None)
+
+        update_status(alias, OFFSITE_FAILED, forget)
+    return deleted, [f"{n}: {e}" for n, e in sorted(failed.items())]
