@@ -44,12 +44,13 @@ from django.utils.translation import gettext_lazy as _
 
 from safemigrate import catalogue
 from safemigrate.backup import create_backup
-from safemigrate.conf import backup_dir_for
+from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import BackupNotFound, SafeMigrateError
 from safemigrate.health import Problem, backup_health
 from safemigrate.management.base import human_size
 from safemigrate.manifest import Manifest, is_backup_name, read_manifest, update_manifest
 from safemigrate.models import Backup, MigrationRun
+from safemigrate.offsite import offsite_failures, offsite_state
 from safemigrate.restore import restore_backup, restore_preview, verify_backup
 from safemigrate.rotation import admin_backup_refusal, delete_backup_files
 
@@ -81,6 +82,14 @@ def _manifest_or_row(backup: Backup) -> Manifest:
             encryption=None,
             path=backup.manifest_path,
         )
+
+
+def _row_manifest(backup: Backup) -> Manifest:
+    """The manifest for a list row's columns, read once per row (the row when it is gone)."""
+    cached = getattr(backup, "_safemigrate_manifest", None)
+    if cached is None:
+        cached = backup._safemigrate_manifest = _manifest_or_row(backup)  # type: ignore[attr-defined]
+    return cached
 
 
 def _is_project_app(label: str) -> bool:
@@ -137,7 +146,8 @@ class BackupAdmin(BackupModelAdmin):
         "migrations_head",
         "verified_display",
         "on_disk_display",
-        "pinned",
+        "pinned_display",
+        "offsite_display",
     ]
     list_display_links = ["created"]
     list_filter = ["reason", BackupStateFilter, "database"]
@@ -159,7 +169,7 @@ class BackupAdmin(BackupModelAdmin):
                 ]
             },
         ),
-        (_("State"), {"fields": ["verified", "verified_at", "pinned"]}),
+        (_("State"), {"fields": ["verified", "verified_at", "pinned_display", "offsite_display"]}),
         (_("Contents"), {"fields": ["migrations_display", "row_counts_display", "json_dump"]}),
     ]
     readonly_fields = [
@@ -177,7 +187,8 @@ class BackupAdmin(BackupModelAdmin):
         "duration_display",
         "verified",
         "verified_at",
-        "pinned",
+        "pinned_display",
+        "offsite_display",
         "migrations_display",
         "row_counts_display",
         "json_dump",
@@ -236,6 +247,24 @@ class BackupAdmin(BackupModelAdmin):
         if obj.on_disk:
             return format_html('<span class="safemigrate-ok">{}</span>', _("yes"))
         return format_html('<strong class="safemigrate-bad">{}</strong>', _("MISSING"))
+
+    @admin.display(description=_("pinned"), ordering="pinned")
+    def pinned_display(self, obj: Backup) -> str:
+        """Pinned for good, or until when (the pre-migration backup's automatic pin)."""
+        until = _row_manifest(obj).pinned_until if not obj.pinned else None
+        if obj.pinned or not until or datetime.fromisoformat(until) <= datetime.now(UTC):
+            return str(_("yes")) if obj.pinned else "-"
+        return format_html('<span title="{}">{} {}</span>', until, _("until"), until[:10])
+
+    @admin.display(description=_("off-site"))
+    def offsite_display(self, obj: Backup) -> str:
+        """copied / failed / not copied (safemigrate.offsite); "-" without SAFEMIGRATE_STORAGE."""
+        manifest = _row_manifest(obj)
+        if not get_settings().storage and not manifest.offsite:
+            return "-"
+        state = offsite_state(manifest, offsite_failures(obj.database))
+        css = {"copied": "safemigrate-ok", "failed": "safemigrate-bad"}.get(state, "")
+        return format_html('<span class="{}">{}</span>', css, _(state))
 
     @admin.display(description=_("applied migrations"))
     def migrations_display(self, obj: Backup) -> str:
@@ -523,7 +552,10 @@ class BackupAdmin(BackupModelAdmin):
         change_url = self._url("change", backup.pk)
         pinned = request.POST.get("pinned", "1" if not backup.pinned else "0") == "1"
         try:
-            manifest = update_manifest(_manifest(backup), pinned=pinned)
+            # Unpin releases the automatic time-limited pin too.
+            manifest = update_manifest(
+                _manifest(backup), pinned=pinned, **({} if pinned else {"pinned_until": None})
+            )
         except (SafeMigrateError, OSError) as exc:
             self.message_user(
                 request,

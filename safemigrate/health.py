@@ -41,6 +41,13 @@ class LastRun:
     """transaction | restore | "" (recorded before rollback kinds existed)."""
 
 
+UNSAFE = frozenset({"safemigrate.W001", "safemigrate.W002", "safemigrate.W011"})
+"""Problems that mean the backups are not safe (the endpoint's 503): no verified backup within
+the max age, a migration rolled back (or its rollback failed) since, free space under the floor.
+The others (size over the cap, a failed verification of an older backup, notifications or an
+off-site copy failing) are warnings: reported, with 200."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing the health signal warns about, with the check ID that reports it."""
@@ -48,6 +55,10 @@ class Problem:
     id: str
     message: str
     hint: str
+
+    @property
+    def unsafe(self) -> bool:
+        return self.id in UNSAFE
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,8 @@ class BackupHealth:
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """No problem that makes the backups unsafe (warnings may remain)."""
+        return not any(p.unsafe for p in self.problems)
 
 
 def database_has_data(*, alias: str = "default") -> bool:
@@ -252,8 +264,9 @@ def free_space(directory: Path) -> int | None:
 
 def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int | None) -> list[Problem]:
     """W010 total size over the cap, W011 free space under the floor, W012 failed verification,
-    W013 notifications failing."""
+    W013 notifications failing, W017 off-site copies failing."""
     from safemigrate.notify import failing_channels
+    from safemigrate.offsite import offsite_copy_of, offsite_failures
     from safemigrate.status import read_status
 
     conf = get_settings()
@@ -306,6 +319,27 @@ def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int
         )
         for failure in failing_channels(alias)
     )
+    not_copied = sorted(
+        (
+            (str(f.get("at", "")), name, str(f.get("error", "")))
+            for name, f in offsite_failures(alias).items()
+            if name in by_name and not offsite_copy_of(by_name[name])
+        ),
+        reverse=True,
+    )
+    if not_copied:
+        at, name, error = not_copied[0]
+        problems.append(
+            Problem(
+                id="safemigrate.W017",
+                message=(
+                    f"{len(not_copied)} backup(s) of database {alias!r} could not be copied off-site; "
+                    f"the last, {name} ({at}): {error}"
+                ),
+                hint="Check SAFEMIGRATE_STORAGE and the storage, then copy again: manage.py backup --offsite "
+                "(a new backup), or wait for the next one.",
+            )
+        )
     return problems
 
 
@@ -313,8 +347,9 @@ def health_report(*, aliases: list[str] | None = None) -> dict[str, Any]:
     """What uptime monitors read (the health endpoint, ``backuphealth --format json``).
 
     No secrets and no row counts: backup names, ages, statuses, counts of unapplied migrations,
-    byte counts and the IDs of the problems found. ``healthy`` is False on any problem, on
-    unapplied migrations, or when the migrations cannot be read.
+    byte counts and the IDs of the problems found. ``healthy`` is False when the backups are not
+    safe (``problems``: see UNSAFE), on unapplied migrations (the site would fail), or when the
+    migrations cannot be read; softer problems are ``warnings`` and leave it True.
     """
     from safemigrate.plan import pending_plan
 
@@ -342,7 +377,8 @@ def health_report(*, aliases: list[str] | None = None) -> dict[str, Any]:
                 "backups_total_bytes": health.total_size,
                 "backup_folder_free_bytes": health.free_bytes,
                 "last_offsite_copy": health.last_offsite,
-                "problems": [p.id for p in health.problems],
+                "problems": [p.id for p in health.problems if p.unsafe],
+                "warnings": [p.id for p in health.problems if not p.unsafe],
             }
         )
     return {"healthy": all(d["healthy"] for d in databases), "databases": databases}

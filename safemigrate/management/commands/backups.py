@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from safemigrate import catalogue
@@ -61,7 +62,10 @@ class Command(SafeMigrateCommand):
         self.stdout.write(header)
         for m in backups:
             backup_id = ids.get(m.name)
-            flags = ("yes" if m.verified else "no") + (" pin" if m.pinned else "")
+            pin = " pin" if m.pinned else ""
+            if not pin and m.pinned_until and datetime.fromisoformat(m.pinned_until) > datetime.now(UTC):
+                pin = f" pin until {m.pinned_until[:10]}"
+            flags = ("yes" if m.verified else "no") + pin
             missing = "" if m.file_path.is_file() else "  (FILE MISSING)"
             self.stdout.write(
                 f"{backup_id if backup_id else '-':>5}  {m.created[:19].replace('T', ' '):19}  "
