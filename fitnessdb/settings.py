@@ -152,6 +152,8 @@ LOGGING = {
 # --- safemigrate (see README "Settings"; safemigrate/conf.py documents defaults) ---------------
 SAFEMIGRATE_BACKUP_DIR = env.str("SAFEMIGRATE_BACKUP_DIR", default="") or None
 SAFEMIGRATE_KEEP = env.int("SAFEMIGRATE_KEEP", default=10)
+SAFEMIGRATE_RETENTION = env.str("SAFEMIGRATE_RETENTION", default="") or None
+SAFEMIGRATE_PIN_PRE_MIGRATE_DAYS = env.float("SAFEMIGRATE_PIN_PRE_MIGRATE_DAYS", default=7.0)
 SAFEMIGRATE_COMPRESS = env.str("SAFEMIGRATE_COMPRESS", default="zstd")
 SAFEMIGRATE_ENCRYPTION_KEY = env.str("SAFEMIGRATE_ENCRYPTION_KEY", default="") or None
 SAFEMIGRATE_SCHEDULE = env.str("SAFEMIGRATE_SCHEDULE", default="") or None

@@ -14,6 +14,7 @@ from django.core import checks
 from django.core.management import find_commands, get_commands
 
 from safemigrate.conf import COMPRESSIONS, INTEGRITY_LEVELS, backup_dir_for, get_settings
+from safemigrate.rotation import rotation_policy
 
 MIN_PASSPHRASE_LENGTH = 16
 """SAFEMIGRATE_ENCRYPTION_KEY shorter than this gets warning W003."""
@@ -66,6 +67,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 f"SAFEMIGRATE_KEEP={conf.keep} must be at least 1",
                 hint="Set SAFEMIGRATE_KEEP to how many backups to keep (default 10).",
                 id="safemigrate.E005",
+            )
+        )
+    try:
+        rotation_policy()
+    except ValueError as exc:
+        messages.append(
+            checks.Error(
+                str(exc),
+                hint="e.g. keep_all_days=7,daily_days=16,weekly_weeks=8,monthly_months=4,yearly_years=2 "
+                "(see the README's settings).",
+                id="safemigrate.E008",
             )
         )
     if conf.storage is not None and conf.storage not in settings.STORAGES:
