@@ -70,7 +70,7 @@ def pin_pre_migrate(backup: Any) -> None:
     days = get_settings().pin_pre_migrate_days
     if days > 0 and not backup.pinned:
         until = backup.created_at + timedelta(days=days)
-        update_manifest(backup, pinned_until=until.isoformat(timespec="seconds"))
+        update_manifest(backup, pinned_until=until.isoformat(timespec="microseconds"))
 
 
 def after_backup(*, alias: str, reason: str, backup: Any, **kwargs: Any) -> None:
