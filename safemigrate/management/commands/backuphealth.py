@@ -15,7 +15,7 @@ from safemigrate.management.base import SafeMigrateCommand, human_size
 class Command(SafeMigrateCommand):
     help = (
         "Reports the newest verified backup, the last migration run, unapplied migrations, free "
-        "space and the last off-site copy; exits 1 when anything needs attention."
+        "space and the last off-site copy; exits 1 when the backups are not safe (warnings: exit 0)."
     )
 
     def add_arguments(self, parser: Any) -> None:

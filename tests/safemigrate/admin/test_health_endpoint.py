@@ -1,4 +1,5 @@
-"""The health endpoint (over real HTTP), ``backuphealth`` and the monitors W010-W013."""
+"""The health endpoint (over real HTTP), ``backuphealth`` and the monitors W010-W013: 503 only when
+the backups are not safe, softer problems are warnings with 200."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ KEYS = {
     "backup_folder_free_bytes",
     "last_offsite_copy",
     "problems",
+    "warnings",
 }
 
 
@@ -60,6 +62,7 @@ def test_endpoint__healthy_over_http_without_login(live_server, backup_dir):
     assert db["backups_total_bytes"] == made.size
     assert db["backup_folder_free_bytes"] > 0
     assert db["problems"] == []
+    assert db["warnings"] == []
     assert "row_counts" not in json.dumps(body)
 
 
@@ -82,6 +85,35 @@ def test_endpoint__503_with_unapplied_migrations(live_server, backup_dir):
         call_command("migrate", "migrapp", stdout=StringIO(), verbosity=0)
     assert status == 503
     assert body["databases"][0]["unapplied_migrations"] == 1
+
+
+def test_endpoint__503_after_a_rolled_back_migration(live_server, at_0001, monkeypatch):
+    monkeypatch.setenv("MIGRAPP_FAIL", "1")
+    with pytest.raises(CommandError):
+        call_command("migrate", "migrapp", stdout=StringIO(), stderr=StringIO())
+    status, body = get(f"{live_server.url}/healthz/backups")
+    assert status == 503
+    assert "safemigrate.W002" in body["databases"][0]["problems"]
+
+
+def test_endpoint__200_with_warnings_for_softer_problems(live_server, backup_dir, settings):
+    """A size over the cap or a backup that failed verification: reported, but the backups are safe."""
+    Item.objects.create(name="precious")
+    damaged = create_backup(alias="default").manifest
+    create_backup(alias="default")
+    with damaged.file_path.open("r+b") as f:
+        f.seek(damaged.size // 2)
+        f.write(b"\0damage\0")
+    with pytest.raises(ChecksumMismatch):
+        verify_backup(backup=damaged, alias="default")
+    settings.SAFEMIGRATE_MAX_TOTAL_SIZE_MB = 0.000001
+    status, body = get(f"{live_server.url}/healthz/backups")
+    assert status == 200
+    assert body["healthy"] is True
+    [db] = body["databases"]
+    assert db["problems"] == []
+    assert db["warnings"] == ["safemigrate.W010", "safemigrate.W012"]
+    call_command("backuphealth", stdout=StringIO())  # exit 0
 
 
 def test_backuphealth__json_and_exit_code(backup_dir, settings):

@@ -165,3 +165,24 @@ def test_notify__scheduled_verification_alerts_on_a_monitor(backup_dir, hooks, s
     assert plain["event"] == "backups_stale"
     assert plain["title"] == "Backups of database 'default' need attention"
     assert plain["text"].startswith("safemigrate.W011: only ")
+
+
+def test_notify__a_failing_channel_is_a_warning_the_endpoint_stays_200(backup_dir, settings, live_server):
+    """Notifications that cannot be delivered do not make the backups unsafe: 200, W013 a warning."""
+    import json
+    import urllib.request
+
+    settings.SAFEMIGRATE_NOTIFY_WEBHOOKS = [closed_port_url()]
+    settings.SAFEMIGRATE_NOTIFY_LEVEL = "all"
+    settings.SAFEMIGRATE_NOTIFY_RETRY_DELAY = 0
+    create_backup(alias="default")
+    assert "safemigrate.W013" in warning_ids()
+    with urllib.request.urlopen(f"{live_server.url}/healthz/backups", timeout=30) as response:  # noqa: S310
+        assert response.status == 200
+        [db] = json.loads(response.read())["databases"]
+    assert db["healthy"] is True
+    assert db["problems"] == []
+    assert db["warnings"] == ["safemigrate.W013"]
+    out = StringIO()
+    call_command("backuphealth", stdout=out)  # exit 0: healthy, the warning in the text
+    assert "safemigrate.W013: notifications via webhook:1 are failing" in out.getvalue()
