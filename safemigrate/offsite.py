@@ -541,7 +541,9 @@ def delete_offsite_copies(*, alias: str, manifests: list[Manifest]) -> tuple[lis
         logger.info("rotation deleted the off-site copy of %s from %r", name, storage_alias)
 
     def remember(section: dict[str, Any]) -> None:
-        section.clear()
+        # Only the names handled here: another rotation may have recorded its own meanwhile.
+        for name in pending:
+            section.pop(name, None)
         section.update({n: {**pending[n], "error": failed[n], "at": utc_now_iso()} for n in retry})
 
     if pending:

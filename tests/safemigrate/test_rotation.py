@@ -12,7 +12,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from safemigrate.catalogue import list_backups, record
-from safemigrate.manifest import update_manifest
+from safemigrate.codec import mac_of
+from safemigrate.manifest import check_trusted, read_manifest, update_manifest
 from safemigrate.rotation import Decision, Item, RetentionPolicy, decide, retention_policy, rotate_backups
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -338,3 +339,20 @@ def test_pre_migrate_backup__pin_days_zero_turns_it_off(at_0001, settings):
     call_command("migrate", "migrapp", stdout=StringIO())
     newest = next(m for m in list_backups(alias="default") if m.reason == "pre_migrate")
     assert newest.pinned_until is None
+
+
+def test_pin__signed_manifests_stay_trusted(at_0001, settings):
+    """pinned_until joins the MAC only when set: manifests signed before it existed still pass."""
+    settings.SAFEMIGRATE_ENCRYPTION_KEY = "a long enough passphrase for tests"
+    call_command("migrate", "migrapp", stdout=StringIO())
+    pre = next(m for m in list_backups(alias="default") if m.reason == "pre_migrate")
+    assert pre.encryption
+    assert pre.pinned_until is not None
+    check_trusted(read_manifest(pre.path))  # re-signed with the pin
+    plain = make_backups(1)[0]
+    path = next(m.path for m in list_backups(alias="default") if m.name == plain)
+    data = json.loads(path.read_text())
+    del data["pinned_until"]  # as written, and signed, before the field existed
+    data["mac"] = mac_of({k: v for k, v in data.items() if k != "mac"}, settings.SAFEMIGRATE_ENCRYPTION_KEY)
+    path.write_text(json.dumps(data))
+    check_trusted(read_manifest(path))
