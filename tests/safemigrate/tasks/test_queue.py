@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django_q.models import Task
 
-from safemigrate.manifest import list_manifests
+from safemigrate.manifest import list_manifests, update_manifest
 
 
 @pytest.fixture
@@ -30,7 +30,10 @@ def at_0001(backup_dir):
 @pytest.mark.django_db(transaction=True)
 def test_safemigrate__queues_rotation_after_success(at_0001, make_backups, settings):
     settings.SAFEMIGRATE_KEEP = 1
+    settings.SAFEMIGRATE_PIN_PRE_MIGRATE_DAYS = 0  # no automatic pins: this is about KEEP
     make_backups(2, reason="pre_migrate")  # rotation keeps SAFEMIGRATE_KEEP per reason class
+    for manifest in list_manifests(at_0001):  # the fixture's own migration was pinned
+        update_manifest(manifest, pinned_until=None)
     before = {m.name for m in list_manifests(at_0001)}
     call_command("migrate", stdout=StringIO())
     task = Task.objects.get(func="safemigrate.tasks.rotate_backups")
