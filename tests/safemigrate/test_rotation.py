@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
+from django.core import checks
 from django.core.management import CommandError, call_command
 
 from safemigrate.catalogue import list_backups, record
 from safemigrate.codec import mac_of
 from safemigrate.manifest import check_trusted, read_manifest, update_manifest
+from safemigrate.models import Backup
 from safemigrate.rotation import Decision, Item, RetentionPolicy, decide, retention_policy, rotate_backups
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -356,3 +358,22 @@ def test_pin__signed_manifests_stay_trusted(at_0001, settings):
     data["mac"] = mac_of({k: v for k, v in data.items() if k != "mac"}, settings.SAFEMIGRATE_ENCRYPTION_KEY)
     path.write_text(json.dumps(data))
     check_trusted(read_manifest(path))
+
+
+def test_check__bad_retention_is_e008(settings, tmp_path):
+    settings.SAFEMIGRATE_BACKUP_DIR = str(tmp_path / "b")
+    settings.SAFEMIGRATE_RETENTION = {"daily_days": 3, "hourly_hours": 2}
+    [error] = [m for m in checks.run_checks() if m.id == "safemigrate.E008"]
+    assert error.msg.startswith("SAFEMIGRATE_RETENTION is not valid: unknown key(s) hourly_hours; known: ")
+    settings.SAFEMIGRATE_RETENTION = {"daily_days": 3}
+    assert "safemigrate.E008" not in {m.id for m in checks.run_checks()}
+
+
+def test_admin__shows_the_time_limited_pin_and_unpin_ends_it(at_0001, admin_client):
+    call_command("migrate", "migrapp", stdout=StringIO())
+    pre = next(m for m in list_backups(alias="default") if m.reason == "pre_migrate")
+    page = admin_client.get("/admin/safemigrate/backup/").content.decode()
+    assert f'<span title="{pre.pinned_until}">until {pre.pinned_until[:10]}</span>' in page
+    backup_id = Backup.objects.get(name=pre.name).pk
+    admin_client.post(f"/admin/safemigrate/backup/{backup_id}/pin/", {"pinned": "0"})
+    assert read_manifest(pre.path).pinned_until is None
