@@ -138,6 +138,10 @@ def _months_before(when: datetime, months: int) -> datetime:
     return when.replace(year=year, month=month + 1, day=day)
 
 
+def _span(n: int, unit: str) -> str:
+    return f"{n} {unit.removesuffix('s') if n == 1 else unit}"
+
+
 def _pin(item: Item, now: datetime) -> str:
     if item.pinned:
         return "pinned"
@@ -171,13 +175,15 @@ def _by_policy(items: list[Item], policy: RetentionPolicy, now: datetime) -> lis
         ("daily", policy.daily_days, "days"),
         ("every backup for", policy.keep_all_days, "days"),
     ]
-    beyond = next((f"beyond {rule} {n} {unit}" for rule, n, unit in spans if n), "beyond every rule (all 0)")
+    beyond = next(
+        (f"beyond {rule} {_span(n, unit)}" for rule, n, unit in spans if n), "beyond every rule (all 0)"
+    )
     seen: set[tuple[str, str]] = set()
     rules = []
     for item in items:
         when = item.created.astimezone(UTC)
         if item.created >= all_until:
-            rules.append((True, f"every backup for {policy.keep_all_days} days"))
+            rules.append((True, f"every backup for {_span(policy.keep_all_days, 'days')}"))
             continue
         if item.created >= daily_until:
             slot = f"daily {when:%Y-%m-%d}"
@@ -255,13 +261,6 @@ def item_for(manifest: Manifest) -> Item:
     )
 
 
-def backups_to_delete(backups: list[Manifest], *, keep: int) -> list[Manifest]:
-    """Which of ``backups`` (newest first) rotation removes: beyond ``keep`` in their class."""
-    decisions = decide([item_for(m) for m in backups], now=datetime.now(UTC), keep=keep)
-    doomed = {d.name for d in decisions if not d.keep}
-    return [m for m in backups if m.name in doomed]
-
-
 def admin_backup_refusal(*, alias: str) -> str | None:
     """Why a "Back up now" click must wait, or None: one per SAFEMIGRATE_ADMIN_BACKUP_INTERVAL
     per database, and never below SAFEMIGRATE_FREE_SPACE_RESERVE free bytes afterwards."""
@@ -315,9 +314,18 @@ def rotation_policy(keep: int | None = None) -> tuple[int, RetentionPolicy | Non
     return (
         conf.keep,
         policy,
-        f"SAFEMIGRATE_RETENTION per class: every backup for {policy.keep_all_days} days, one a day "
-        f"for {policy.daily_days} days, a week for {policy.weekly_weeks} weeks, a month for "
-        f"{policy.monthly_months} months, a year for {policy.yearly_years} years{cap}",
+        "SAFEMIGRATE_RETENTION per class: "
+        + ", ".join(
+            f"{rule} {_span(n, unit)}"
+            for rule, n, unit in (
+                ("every backup for", policy.keep_all_days, "days"),
+                ("one a day for", policy.daily_days, "days"),
+                ("a week for", policy.weekly_weeks, "weeks"),
+                ("a month for", policy.monthly_months, "months"),
+                ("a year for", policy.yearly_years, "years"),
+            )
+        )
+        + cap,
     )
 
 

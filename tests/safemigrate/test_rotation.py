@@ -135,7 +135,7 @@ def test_policy__grandfather_father_son_periods_follow_each_other():
         "k-month-older": (False, "monthly 2026-10 keeps a newer one"),
         "l-year": (True, "yearly 2026"),
         "m-year-older": (False, "yearly 2026 keeps a newer one"),
-        "n-ancient": (False, "beyond yearly 1 years"),
+        "n-ancient": (False, "beyond yearly 1 year"),
     }
 
 
@@ -275,7 +275,7 @@ def test_cleanupbackups__dry_run_says_what_each_rule_keeps_and_why(backup_dir, s
     call_command("cleanupbackups", dry_run=True, stdout=out)
     lines = out.getvalue().splitlines()
     assert lines[0] == (
-        "Rules: SAFEMIGRATE_RETENTION per class: every backup for 1 days, one a day for 3 days, a week "
+        "Rules: SAFEMIGRATE_RETENTION per class: every backup for 1 day, one a day for 3 days, a week "
         "for 4 weeks, a month for 0 months, a year for 0 years"
     )
     assert lines[1:] == [
