@@ -22,6 +22,7 @@ from typing import Any
 
 from safemigrate import catalogue
 from safemigrate.conf import backup_dir_for, get_settings
+from safemigrate.exceptions import SafeMigrateError
 from safemigrate.leftovers import sweep_leftovers
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, list_manifests
@@ -346,7 +347,6 @@ def rotate_backups(
     a migration up); one that cannot be deleted is kept in the status file and tried again by the
     next rotation. SafeMigrateError for a bad SAFEMIGRATE_RETENTION.
     """
-    from safemigrate.exceptions import SafeMigrateError
     from safemigrate.offsite import delete_offsite_copies, offsite_copy_of
 
     try:
@@ -360,11 +360,11 @@ def rotate_backups(
         backups = list_manifests(directory, alias=alias)
         # Standalone JSON dumps (--json-only, the dump task) are a class of their own.
         referenced = {m.json_dump["file"] for m in backups if m.json_dump and m.json_dump.get("file")}
-        dumps = {d.name: d for _, d in _standalone_dumps(directory, alias) if d.name not in referenced}
+        standalone = [(c, d) for c, d in _standalone_dumps(directory, alias) if d.name not in referenced]
+        dumps = {d.name: d for _, d in standalone}
         items = [item_for(m) for m in backups] + [
             Item(name=path.name, created=created, group=JSON_DUMPS, size=_size(path))
-            for created, path in _standalone_dumps(directory, alias)
-            if path.name in dumps
+            for created, path in standalone
         ]
         decisions = decide(items, now=now, keep=keep, policy=policy)
         doomed = {d.name for d in decisions if not d.keep}
