@@ -264,7 +264,7 @@ def free_space(directory: Path) -> int | None:
 
 def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int | None) -> list[Problem]:
     """W010 total size over the cap, W011 free space under the floor, W012 failed verification,
-    W013 notifications failing, W017 off-site copies failing."""
+    W013 notifications failing, W018 off-site copies failing."""
     from safemigrate.notify import failing_channels
     from safemigrate.offsite import offsite_copy_of, offsite_failures
     from safemigrate.status import read_status
@@ -331,7 +331,7 @@ def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int
         at, name, error = not_copied[0]
         problems.append(
             Problem(
-                id="safemigrate.W017",
+                id="safemigrate.W018",
                 message=(
                     f"{len(not_copied)} backup(s) of database {alias!r} could not be copied off-site; "
                     f"the last, {name} ({at}): {error}"

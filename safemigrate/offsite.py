@@ -464,7 +464,7 @@ def offsite_state(manifest: Manifest, failures: dict[str, dict[str, Any]]) -> st
 
 
 def remember_offsite_failure(*, alias: str, backup: Manifest, error: str, **kwargs: Any) -> None:
-    """For the admin and the health signal (safemigrate.W017) until a copy succeeds or it is deleted."""
+    """For the admin and the health signal (safemigrate.W018) until a copy succeeds or it is deleted."""
     at = utc_now_iso()
     update_status(
         alias, OFFSITE_FAILED, lambda failed: failed.update({backup.name: {"at": at, "error": error}})

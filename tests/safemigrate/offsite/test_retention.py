@@ -87,7 +87,7 @@ def test_rotation__never_deletes_another_backup_of_the_same_name(remote, backup_
 
 
 def test_offsite_state__admin_column_and_health_warning(remote, backup_dir, settings, admin_client, client):
-    """not copied / failed / copied in the admin; a failed copy is a warning (W017), still 200."""
+    """not copied / failed / copied in the admin; a failed copy is a warning (W018), still 200."""
     settings.SAFEMIGRATE_STORAGE = None
     not_copied = backup()
     settings.SAFEMIGRATE_STORAGE = "offsite"
@@ -106,7 +106,7 @@ def test_offsite_state__admin_column_and_health_warning(remote, backup_dir, sett
     [db] = response.json()["databases"]
     assert db["healthy"] is True
     assert db["problems"] == []
-    assert db["warnings"] == ["safemigrate.W017"]
+    assert db["warnings"] == ["safemigrate.W018"]
     # Rotation deletes the backup whose copy failed: the warning goes with it.
     assert set(rotate_backups(alias="default", keep=1).deleted) == {not_copied, failed}
     assert [m.name for m in list_backups(alias="default")] == [copied]
