@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 from datetime import UTC, datetime
 from functools import update_wrapper
@@ -38,8 +39,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.cache import patch_cache_control
 from django.utils.crypto import constant_time_compare
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from safemigrate import catalogue
@@ -55,6 +56,27 @@ from safemigrate.rotation import admin_backup_refusal, delete_backup_files
 
 CHART_BACKUPS = 40
 """How many of the newest backups the change list's chart shows."""
+
+ERROR_CHARS = 80
+"""Longer errors are cut in the Migration runs list (the full text is in the tooltip and the run's page)."""
+
+
+def human_duration(seconds: float) -> str:
+    """``0.33 s``, ``12.4 s``, ``2 min 5 s``, ``1 h 2 min``: as a person reads a duration."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def inline_code(text: str) -> SafeString:
+    """``text`` escaped, with its markdown `backticks` shown as <code> (the checks' hints use them)."""
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)))  # noqa: S308 - escaped first
 
 
 def _manifest(backup: Backup) -> Manifest:
@@ -99,24 +121,117 @@ class BackupStateFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [
-            ("verified", _("verified")),
-            ("unverified", _("not verified")),
             ("missing", _("missing on disk")),
             ("pinned", _("pinned")),
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Backup]) -> QuerySet[Backup]:
         value = self.value()
-        if value == "verified":
-            return queryset.filter(verified=True)
-        if value == "unverified":
-            return queryset.filter(verified=False)
         if value == "pinned":
             return queryset.filter(pinned=True)
         if value == "missing":
             missing = [pk for pk, p in queryset.values_list("pk", "path") if not Path(p).is_file()]
             return queryset.filter(pk__in=missing)
         return queryset
+
+
+class VerificationFilter(admin.SimpleListFilter):
+    """ok / failed / not verified: a failed verification is its own state, not "never verified"."""
+
+    title = _("verification")
+    parameter_name = "verification"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("ok", _("ok")), ("failed", _("failed")), ("none", _("not verified"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Backup]) -> QuerySet[Backup]:
+        value = self.value()
+        if value == "ok":
+            return queryset.filter(verified=True)
+        if value == "failed":
+            return queryset.filter(verified=False, verification_failed_at__isnull=False)
+        if value == "none":
+            return queryset.filter(verified=False, verification_failed_at__isnull=True)
+        return queryset
+
+
+class MissingPermission(PermissionDenied):
+    """PermissionDenied that names the permission, for the admin's own 403 page."""
+
+    def __init__(self, perm: str, *, superuser: bool = False) -> None:
+        super().__init__(perm)
+        self.perm = perm
+        self.superuser = superuser
+
+
+def permission_denied_page(
+    request: HttpRequest, admin_site: admin.AdminSite, *, perm: str, superuser: bool = False
+) -> TemplateResponse:
+    """The admin's own 403 page, saying which permission is missing (not Django's bare 403)."""
+    from django.contrib.auth.models import Permission
+
+    app_label, codename = perm.split(".", 1)
+    found = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+    context = {
+        **admin_site.each_context(request),
+        "title": _("Permission needed"),
+        "subtitle": None,
+        "perm": perm,
+        "perm_name": found.name if found else perm,
+        "superuser": superuser,
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/safemigrate/permission_denied.html", context, status=403)
+
+
+class _PermissionPage:
+    """Django's own admin views (list, change, add, delete, history) answer a missing permission
+    with the admin's 403 page too."""
+
+    admin_site: admin.AdminSite
+    opts: Any
+
+    def _denied(self, request: HttpRequest, action: str, exc: PermissionDenied) -> TemplateResponse:
+        if isinstance(exc, MissingPermission):
+            return permission_denied_page(request, self.admin_site, perm=exc.perm, superuser=exc.superuser)
+        perm = f"{self.opts.app_label}.{action}_{self.opts.model_name}"
+        return permission_denied_page(request, self.admin_site, perm=perm)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().changelist_view(request, extra_context)  # type: ignore[misc,no-any-return]
+        except PermissionDenied as exc:
+            return self._denied(request, "view", exc)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc,no-any-return]
+        except PermissionDenied as exc:
+            return self._denied(request, "view" if object_id else "add", exc)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)  # type: ignore[misc,no-any-return]
+        except PermissionDenied as exc:
+            return self._denied(request, "delete", exc)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().history_view(request, object_id, extra_context)  # type: ignore[misc,no-any-return]
+        except PermissionDenied as exc:
+            return self._denied(request, "view", exc)
 
 
 if TYPE_CHECKING:
@@ -127,7 +242,7 @@ else:
 
 
 @admin.register(Backup)
-class BackupAdmin(BackupModelAdmin):
+class BackupAdmin(_PermissionPage, BackupModelAdmin):
     list_display = [
         "created",
         "reason",
@@ -140,7 +255,7 @@ class BackupAdmin(BackupModelAdmin):
         "pinned",
     ]
     list_display_links = ["created"]
-    list_filter = ["reason", BackupStateFilter, "database"]
+    list_filter = [VerificationFilter, BackupStateFilter, "reason", "database"]
     search_fields = ["name", "sha256"]
     date_hierarchy = "created"
     list_per_page = 50
@@ -159,7 +274,10 @@ class BackupAdmin(BackupModelAdmin):
                 ]
             },
         ),
-        (_("State"), {"fields": ["verified", "verified_at", "pinned"]}),
+        (
+            _("State"),
+            {"fields": ["verified_display", "verified_at", "verification_failure_display", "pinned"]},
+        ),
         (_("Contents"), {"fields": ["migrations_display", "row_counts_display", "json_dump"]}),
     ]
     readonly_fields = [
@@ -175,8 +293,9 @@ class BackupAdmin(BackupModelAdmin):
         "compression",
         "encrypted",
         "duration_display",
-        "verified",
+        "verified_display",
         "verified_at",
+        "verification_failure_display",
         "pinned",
         "migrations_display",
         "row_counts_display",
@@ -203,7 +322,7 @@ class BackupAdmin(BackupModelAdmin):
 
     @admin.display(description=_("duration"))
     def duration_display(self, obj: Backup) -> str:
-        return f"{obj.duration:.2f}s"
+        return human_duration(obj.duration)
 
     @admin.display(description=_("format"))
     def format_display(self, obj: Backup) -> str:
@@ -226,16 +345,33 @@ class BackupAdmin(BackupModelAdmin):
 
     @admin.display(description=_("verified"), ordering="verified_at")
     def verified_display(self, obj: Backup) -> str:
-        if not obj.verified:
-            return format_html('<span class="safemigrate-bad">{}</span>', _("no"))
-        when = f"{obj.verified_at:%Y-%m-%d %H:%M:%S %Z}" if obj.verified_at else ""
-        return format_html('<span class="safemigrate-ok" title="{}">{}</span>', when, _("yes"))
+        if obj.verified:
+            when = f"{obj.verified_at:%Y-%m-%d %H:%M:%S %Z}" if obj.verified_at else ""
+            return format_html('<span class="safemigrate-ok" title="{}">{}</span>', when, _("yes"))
+        if obj.verification_failed:
+            return format_html(
+                '<strong class="safemigrate-bad safemigrate-failed" title="{}">{}</strong>',
+                f"{obj.verification_failed_at:%Y-%m-%d %H:%M:%S %Z}: {obj.verification_error}",
+                _("FAILED"),
+            )
+        return format_html('<span class="safemigrate-quiet">{}</span>', _("not yet"))
+
+    @admin.display(description=_("verification failure"))
+    def verification_failure_display(self, obj: Backup) -> str:
+        if not obj.verification_failed:
+            return "-"
+        return format_html(
+            '<strong class="safemigrate-bad">{}</strong> {}<div class="safemigrate-error">{}</div>',
+            _("failed"),
+            f"{obj.verification_failed_at:%Y-%m-%d %H:%M:%S %Z}",
+            obj.verification_error,
+        )
 
     @admin.display(description=_("on disk"))
     def on_disk_display(self, obj: Backup) -> str:
         if obj.on_disk:
             return format_html('<span class="safemigrate-ok">{}</span>', _("yes"))
-        return format_html('<strong class="safemigrate-bad">{}</strong>', _("MISSING"))
+        return format_html('<strong class="safemigrate-bad safemigrate-missing">{}</strong>', _("MISSING"))
 
     @admin.display(description=_("applied migrations"))
     def migrations_display(self, obj: Backup) -> str:
@@ -269,7 +405,10 @@ class BackupAdmin(BackupModelAdmin):
         def view(method: Any) -> Any:
             # Backups and restores must run outside a transaction, even with ATOMIC_REQUESTS.
             def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-                return method(request, *args, **kwargs)  # type: ignore[no-any-return]
+                try:
+                    return method(request, *args, **kwargs)  # type: ignore[no-any-return]
+                except MissingPermission as exc:
+                    return self._denied(request, "", exc)
 
             update_wrapper(wrapper, method)
             for alias in connections:
@@ -309,7 +448,7 @@ class BackupAdmin(BackupModelAdmin):
     @staticmethod
     def _require(request: HttpRequest, perm: str) -> None:
         if not request.user.has_perm(f"safemigrate.{perm}"):
-            raise PermissionDenied
+            raise MissingPermission(f"safemigrate.{perm}")
 
     def _permissions(self, request: HttpRequest) -> dict[str, bool]:
         user = request.user
@@ -333,7 +472,9 @@ class BackupAdmin(BackupModelAdmin):
                 problems.append(Problem("", f"health of database {alias!r} unknown: {exc}", ""))
         context = {
             **self._permissions(request),
-            "health_problems": problems,
+            "health_problems": [
+                {"id": p.id, "message": inline_code(p.message), "hint": inline_code(p.hint)} for p in problems
+            ],
             "chart": backup_chart(),
             "databases": list(connections),
             **(extra_context or {}),
@@ -365,13 +506,13 @@ class BackupAdmin(BackupModelAdmin):
             self.log_addition(request, backup, [{"added": {}}])
         self.message_user(
             request,
-            _("Backed up database %(alias)r to %(name)s (%(size)s, %(rows)s rows, verified) in %(s).1fs.")
+            _("Backed up database %(alias)r to %(name)s (%(size)s, %(rows)s rows, verified) in %(duration)s.")
             % {
                 "alias": alias,
                 "name": manifest.name,
                 "size": human_size(manifest.size),
                 "rows": f"{manifest.total_rows:,}",
-                "s": result.duration,
+                "duration": human_duration(result.duration),
             },
             messages.SUCCESS,
         )
@@ -398,7 +539,7 @@ class BackupAdmin(BackupModelAdmin):
         """GET: what the restore will change. POST (CSRF) from that page: restore."""
         backup = self._get_backup(request, object_id)
         if not _may_restore(request.user):
-            raise PermissionDenied
+            raise MissingPermission("safemigrate.restore_backup", superuser=True)
         change_url = self._url("change", backup.pk)
         try:
             manifest = _manifest(backup)
@@ -416,21 +557,34 @@ class BackupAdmin(BackupModelAdmin):
             return HttpResponseRedirect(change_url)
         if request.method == "POST":
             return self._restore(request, backup, manifest)
-        preview = restore_preview(backup=manifest, alias=backup.database)
-        changed_tables = sum(1 for _t, then, now in preview.row_counts if then != now)
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Restore %s?") % backup.name,
             "subtitle": None,
             "opts": self.opts,
             "original": backup,
             "manifest": manifest,
-            "preview": preview,
-            "migration_rows": _migration_rows(manifest.migrations, preview.current_migrations),
-            "changed_tables": changed_tables,
             "size": human_size(manifest.size),
         }
         request.current_app = self.admin_site.name
+        if manifest.verification_failure and "failed_ok" not in request.GET:
+            # Warn before the confirmation page: a backup that failed verification may not restore.
+            context["title"] = _("%s failed verification") % backup.name
+            context["failure"] = manifest.verification_failure
+            return TemplateResponse(request, "admin/safemigrate/backup/restore_failed_warning.html", context)
+        preview = restore_preview(backup=manifest, alias=backup.database)
+        rebuilt = _rebuilt_tables()
+        data_rows = [row for row in preview.row_counts if row[0] not in rebuilt]
+        context.update(
+            {
+                "title": _("Restore %s?") % backup.name,
+                "preview": preview,
+                "migration_rows": _migration_rows(manifest.migrations, preview.current_migrations),
+                "row_counts": data_rows,
+                "rebuilt_tables": sorted(t for t, _then, _now in preview.row_counts if t in rebuilt),
+                "changed_tables": sum(1 for _t, then, now in data_rows if then != now),
+                "login_warning": _login_warning(request.user, manifest),
+            }
+        )
         return TemplateResponse(request, "admin/safemigrate/backup/restore_confirmation.html", context)
 
     def _restore(self, request: HttpRequest, backup: Backup, manifest: Manifest) -> HttpResponse:
@@ -440,10 +594,10 @@ class BackupAdmin(BackupModelAdmin):
         except SafeMigrateError as exc:
             self.message_user(request, _("Restore failed: %s") % exc, messages.ERROR)
             return HttpResponseRedirect(self._url("change", backup.pk))
-        text = _("Restored %(name)s (%(rows)s rows) in %(s).1fs.") % {
+        text = _("Restored %(name)s (%(rows)s rows) in %(duration)s.") % {
             "name": manifest.name,
             "rows": f"{sum(result.row_counts.values()):,}",
-            "s": result.duration,
+            "duration": human_duration(result.duration),
         }
         if result.safety_backup is not None:
             text += " " + _("The state before the restore is in the safety backup %s.") % (
@@ -484,7 +638,7 @@ class BackupAdmin(BackupModelAdmin):
         self.log_change(request, backup, "Verified")
         self.message_user(
             request,
-            _("%s is verified: checksum, a restore into a scratch copy and the integrity check passed.")
+            _("Verified %s: checksum, a restore into a scratch copy and the integrity check passed.")
             % backup.name,
             messages.SUCCESS,
         )
@@ -499,7 +653,7 @@ class BackupAdmin(BackupModelAdmin):
         except OSError as exc:
             self.message_user(
                 request,
-                _("%(name)s cannot be downloaded: the file %(path)s is missing (%(error)s).")
+                _("Cannot download %(name)s: the file %(path)s is missing (%(error)s).")
                 % {"name": backup.name, "path": backup.path, "error": exc.strerror},
                 messages.ERROR,
             )
@@ -536,9 +690,9 @@ class BackupAdmin(BackupModelAdmin):
         self.message_user(
             request,
             (
-                _("%s is pinned: rotation will never delete it.")
+                _("Pinned %s: rotation will never delete it.")
                 if pinned
-                else _("%s is unpinned: rotation may delete it.")
+                else _("Unpinned %s: rotation may delete it.")
             )
             % backup.name,
             messages.SUCCESS,
@@ -571,6 +725,41 @@ class BackupAdmin(BackupModelAdmin):
                 )
             else:
                 obj.delete()
+
+
+def _rebuilt_tables() -> set[str]:
+    """Tables a restore does not bring back as they were: the catalogue is rebuilt from the folder."""
+    return {Backup._meta.db_table}
+
+
+def _login_warning(user: Any, manifest: Manifest) -> str:
+    """Why this user may not be able to log in after restoring ``manifest``; empty when it looks fine.
+
+    The backup's own rows are not read for a preview: an account created after the backup, or a
+    backup with no users at all, is known from the dates and row counts alone.
+    """
+    table = get_user_model()._meta.db_table
+    username = user.get_username()
+    if manifest.row_counts.get(table, None) == 0:
+        return str(
+            _(
+                "The backup has no user accounts: after the restore you (%(user)s) will be logged out "
+                "and nobody can log in until you run manage.py createsuperuser."
+            )
+            % {"user": username}
+        )
+    joined = getattr(user, "date_joined", None)
+    if joined is not None and joined > catalogue.db_datetime(manifest.created):
+        return str(
+            _(
+                "Your account %(user)s was created after this backup (%(joined)s): it is not in the "
+                "backup, so after the restore you will be logged out and cannot log in as %(user)s. "
+                "Make sure you know another superuser's password in the backup, or run manage.py "
+                "createsuperuser afterwards."
+            )
+            % {"user": username, "joined": f"{joined:%Y-%m-%d %H:%M %Z}"}
+        )
+    return ""
 
 
 def _may_restore(user: Any) -> bool:
@@ -680,7 +869,7 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
 
 
 @admin.register(MigrationRun)
-class MigrationRunAdmin(MigrationRunModelAdmin):
+class MigrationRunAdmin(_PermissionPage, MigrationRunModelAdmin):
     list_display = [
         "started",
         "database",
@@ -697,7 +886,7 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
     fields = (
         "started",
         "finished",
-        "duration",
+        "duration_display",
         "database",
         "status",
         "rollback",
@@ -744,7 +933,7 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
 
     @admin.display(description=_("duration"), ordering="duration")
     def duration_display(self, obj: MigrationRun) -> str:
-        return f"{obj.duration:.1f}s"
+        return human_duration(obj.duration)
 
     @admin.display(description=_("backup used"))
     def backup_display(self, obj: MigrationRun) -> str:
@@ -755,7 +944,16 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
 
     @admin.display(description=_("error"))
     def error_display(self, obj: MigrationRun) -> str:
+        """Cut to ERROR_CHARS; the whole text is the tooltip and on the run's own page."""
         if not obj.error:
             return "-"
-        short = obj.error if len(obj.error) <= 120 else obj.error[:117] + "…"
-        return format_html('<span title="{}">{}</span>', obj.error, short)
+        if len(obj.error) <= ERROR_CHARS:
+            return format_html('<span class="safemigrate-error">{}</span>', obj.error)
+        url = reverse("admin:safemigrate_migrationrun_change", args=[obj.pk])
+        return format_html(
+            '<span class="safemigrate-error" title="{}">{}… <a href="{}">{}</a></span>',
+            obj.error,
+            obj.error[: ERROR_CHARS - 1].rstrip(),
+            url,
+            _("(full text)"),
+        )

@@ -54,6 +54,7 @@ def db_datetime(value: datetime | str) -> datetime:
 
 
 def _fields(manifest: Manifest) -> dict[str, object]:
+    failure = manifest.verification_failure
     return {
         "path": str(manifest.file_path),
         "created": db_datetime(manifest.created),
@@ -66,6 +67,8 @@ def _fields(manifest: Manifest) -> dict[str, object]:
         "encrypted": bool(manifest.encryption),
         "verified": manifest.verified,
         "verified_at": db_datetime(manifest.verified_at) if manifest.verified_at else None,
+        "verification_failed_at": db_datetime(failure["at"]) if failure else None,
+        "verification_error": failure.get("error", "") if failure else "",
         "pinned": manifest.pinned,
         "migrations": manifest.migrations,
         "row_counts": manifest.row_counts,

@@ -79,6 +79,8 @@ class Manifest:
     json_dump: dict[str, Any] | None = None
     offsite: dict[str, Any] | None = None
     """Where the backup was copied off-site: ``{storage, name, copied_at}`` (safemigrate.offsite)."""
+    verification_failure: dict[str, str] | None = None
+    """The last failed verification, ``{at, error}``; cleared when a verification passes."""
     format: int = FORMAT_VERSION
     mac: str = ""
     """HMAC of every other field, keyed from SAFEMIGRATE_ENCRYPTION_KEY (empty without a key)."""
@@ -124,6 +126,7 @@ class Manifest:
             "migrations": self.latest_migrations(),
             "json_dump": self.json_dump,
             "offsite": self.offsite,
+            "verification_failure": self.verification_failure,
         }
 
 
@@ -272,6 +275,9 @@ def manifest_problem(data: object, *, sidecar: str | None = None) -> str | None:
     verified_at = data.get("verified_at")
     if not _is_iso(data["created"]) or (verified_at is not None and not _is_iso(verified_at)):
         return "its dates are not ISO 8601 with a time zone"
+    failure = data.get("verification_failure")
+    if failure is not None and not _is_iso(failure.get("at")):
+        return "its verification failure has no ISO 8601 time"
     dump = data.get("json_dump")
     if dump is not None and dump.get("file") is not None and not is_backup_name(dump["file"]):
         return f"its JSON dump name {str(dump['file'])[:80]!r} is not a safemigrate name"
@@ -282,7 +288,10 @@ def manifest_problem(data: object, *, sidecar: str | None = None) -> str | None:
 
 
 def _stored_fields(manifest: Manifest) -> dict[str, Any]:
-    return {k: v for k, v in asdict(manifest).items() if k not in ("path", "mac")}
+    fields = {k: v for k, v in asdict(manifest).items() if k not in ("path", "mac")}
+    if fields["verification_failure"] is None:
+        del fields["verification_failure"]  # added later: the MACs of older manifests still hold
+    return fields
 
 
 def sign(manifest: Manifest, key: str | None) -> Manifest:
