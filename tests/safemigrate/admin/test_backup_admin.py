@@ -56,13 +56,13 @@ def test_changelist__flags_a_backup_whose_file_is_missing(admin_client, backup):
     assert url("download", backup) not in change.content.decode()
 
 
-def test_changelist__state_filter(admin_client, make_backup):
+def test_changelist__verification_filter(admin_client, make_backup):
     first, second = make_backup(), make_backup()
     manifest = update_manifest(read_manifest(first.manifest_path), verified=False)
     catalogue.record(manifest)
-    response = admin_client.get(reverse(CHANGELIST), {"state": "unverified"})
+    response = admin_client.get(reverse(CHANGELIST), {"verification": "none"})
     assert list(response.context["cl"].result_list) == [first]
-    response = admin_client.get(reverse(CHANGELIST), {"state": "verified"})
+    response = admin_client.get(reverse(CHANGELIST), {"verification": "ok"})
     assert list(response.context["cl"].result_list) == [second]
 
 
