@@ -37,6 +37,7 @@ from django.http import (
 )
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.crypto import constant_time_compare
 from django.utils.html import escape, format_html, format_html_join
@@ -243,18 +244,19 @@ else:
 
 @admin.register(Backup)
 class BackupAdmin(_PermissionPage, BackupModelAdmin):
+    # The state first (MISSING, FAILED, pinned at a glance), the long texts last and wrapped: the
+    # list fits a 1366px laptop with the admin's sidebar and filters open.
     list_display = [
-        "created",
-        "reason",
-        "database",
-        "size_display",
-        "format_display",
-        "migrations_head",
+        "created_display",
         "verified_display",
         "on_disk_display",
         "pinned",
+        "reason",
+        "database",
+        "size_display",
+        "migrations_head",
     ]
-    list_display_links = ["created"]
+    list_display_links = ["created_display"]
     list_filter = [VerificationFilter, BackupStateFilter, "reason", "database"]
     search_fields = ["name", "sha256"]
     date_hierarchy = "created"
@@ -316,9 +318,20 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
         return False
 
     # --- columns -----------------------------------------------------------------------------
+    @admin.display(description=_("created"), ordering="created")
+    def created_display(self, obj: Backup) -> str:
+        local = timezone.localtime(obj.created) if timezone.is_aware(obj.created) else obj.created
+        return format_html('<span title="{}">{}</span>', local.isoformat(), f"{local:%Y-%m-%d %H:%M}")
+
     @admin.display(description=_("size"), ordering="size")
     def size_display(self, obj: Backup) -> str:
-        return format_html('<span title="{} bytes">{}</span>', f"{obj.size:,}", human_size(obj.size))
+        """The size, and the format (compression, encryption) under it in small print."""
+        return format_html(
+            '<span title="{} bytes">{}</span><br><span class="safemigrate-quiet">{}</span>',
+            f"{obj.size:,}",
+            human_size(obj.size),
+            self.format_display(obj),
+        )
 
     @admin.display(description=_("duration"))
     def duration_display(self, obj: Backup) -> str:
@@ -326,7 +339,7 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
 
     @admin.display(description=_("format"))
     def format_display(self, obj: Backup) -> str:
-        return f"{obj.compression}{' + AES-256-GCM' if obj.encrypted else ''}"
+        return f"{obj.compression}{' + AES' if obj.encrypted else ''}"
 
     @admin.display(description=_("migrations"))
     def migrations_head(self, obj: Backup) -> str:
@@ -835,7 +848,15 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
     bad_runs = (Status.ROLLED_BACK, Status.FAILED)
     for i, b in enumerate(backups):
         h = max(2.0, (height - top) * b.size / biggest)
-        state = "missing" if not b.on_disk else "verified" if b.verified else "unverified"
+        state = (
+            "missing"
+            if not b.on_disk
+            else "verified"
+            if b.verified
+            else "failed"
+            if b.verification_failed
+            else "unverified"
+        )
         run = outcomes.get(b.name)
         label = f"{b.created:%Y-%m-%d %H:%M} {b.reason}: {human_size(b.size)}, {state}"
         if b.pinned:
@@ -871,12 +892,11 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
 @admin.register(MigrationRun)
 class MigrationRunAdmin(_PermissionPage, MigrationRunModelAdmin):
     list_display = [
-        "started",
+        "started_display",
         "database",
         "status_display",
-        "rollback",
-        "plan_display",
         "duration_display",
+        "plan_display",
         "backup_display",
         "error_display",
     ]
@@ -898,6 +918,12 @@ class MigrationRunAdmin(_PermissionPage, MigrationRunModelAdmin):
     )
     readonly_fields = fields
 
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        columns = list(super().get_list_display(request))
+        if len(connections.databases) == 1:
+            columns.remove("database")  # one database: the column says nothing
+        return columns
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -906,6 +932,11 @@ class MigrationRunAdmin(_PermissionPage, MigrationRunModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: MigrationRun | None = None) -> bool:
         return False
+
+    @admin.display(description=_("started"), ordering="started")
+    def started_display(self, obj: MigrationRun) -> str:
+        local = timezone.localtime(obj.started) if timezone.is_aware(obj.started) else obj.started
+        return format_html('<span title="{}">{}</span>', local.isoformat(), f"{local:%Y-%m-%d %H:%M:%S}")
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, obj: MigrationRun) -> str:
@@ -917,15 +948,23 @@ class MigrationRunAdmin(_PermissionPage, MigrationRunModelAdmin):
             if obj.status == MigrationRun.Status.APPLIED
             else ""
         )
-        return format_html('<span class="{}">{}</span>', css, obj.get_status_display())
+        if not obj.rollback or obj.status == MigrationRun.Status.APPLIED:
+            return format_html('<span class="{}">{}</span>', css, obj.get_status_display())
+        return format_html(
+            '<span class="{}">{}</span><br><span class="safemigrate-quiet">{} {}</span>',
+            css,
+            obj.get_status_display(),
+            _("by"),
+            obj.get_rollback_display(),
+        )
 
     @admin.display(description=_("plan"))
     def plan_display(self, obj: MigrationRun) -> str:
         plan = [str(step) for step in obj.plan or []]
         if not plan:
             return "-"
-        text = ", ".join(plan[:3]) + (f" (+{len(plan) - 3} more)" if len(plan) > 3 else "")
-        return format_html('<span title="{}">{}</span>', "\n".join(plan), text)
+        more = format_html("<br>(+{} {})", len(plan) - 1, _("more")) if len(plan) > 1 else ""
+        return format_html('<span title="{}">{}{}</span>', "\n".join(plan), plan[0], more)
 
     @admin.display(description=_("plan"))
     def plan_list(self, obj: MigrationRun) -> str:
