@@ -480,7 +480,9 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
         problems: list[Problem] = []
         for alias in connections:
             try:
-                problems.extend(backup_health(alias=alias).problems)
+                # The catalogue's rows, not a manifest read per backup (1,000 backups: issue #17).
+                listed = catalogue.catalogued_backups(alias=alias)
+                problems.extend(backup_health(alias=alias, backups=listed).problems)
             except Exception as exc:  # noqa: BLE001 - the page must render whatever the state
                 problems.append(Problem("", f"health of database {alias!r} unknown: {exc}", ""))
         context = {
@@ -838,7 +840,8 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
     if not backups:
         return None
     outcomes: dict[str, str] = {}
-    for status, name in MigrationRun.objects.exclude(backup_name="").values_list("status", "backup_name"):
+    runs = MigrationRun.objects.filter(backup_name__in=[b.name for b in backups])
+    for status, name in runs.order_by("-started", "-id").values_list("status", "backup_name"):
         outcomes.setdefault(name, status)
     width, height, top, left, gap = 720, 120, 14, 4, 2
     step = (width - left) / max(len(backups), 12)

@@ -157,6 +157,50 @@ def list_backups(*, alias: str | None = None) -> list[Manifest]:
     return found
 
 
+def catalogued_backups(*, alias: str) -> list[Manifest] | None:
+    """Backups of ``alias`` as the catalogue lists them, newest first, in one query and without
+    opening a manifest: name, size, dates, verified and pinned only (no checksum, no path), for
+    pages that summarise many (the admin's banner). None when the catalogue cannot be read; the
+    folder stays the source of truth (``sync_catalogue``)."""
+    from safemigrate.models import Backup
+
+    try:
+        rows = list(
+            Backup.objects.using(_catalogue_alias())
+            .filter(database=alias)
+            .order_by("-created", "-name")
+            .values_list("name", "size", "created", "verified", "verified_at", "pinned", "encrypted")
+        )
+    except DatabaseError:
+        return None
+    return [
+        Manifest(
+            name=name,
+            file=name,
+            sha256="",
+            size=size,
+            created=_iso(created),
+            reason="",
+            vendor="",
+            database=alias,
+            database_name="",
+            compression="",
+            encryption="aes-256-gcm" if encrypted else None,
+            verified=verified,
+            verified_at=_iso(verified_at) if verified_at else None,
+            pinned=pinned,
+        )
+        for name, size, created, verified, verified_at, pinned, encrypted in rows
+    ]
+
+
+def _iso(value: datetime) -> str:
+    """A catalogue time as the manifests write it (ISO 8601, UTC)."""
+    if timezone.is_naive(value):  # USE_TZ = False: naive local time
+        value = timezone.make_aware(value)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def find_backup(ref: str | int, *, alias: str) -> Manifest:
     """A backup by catalogue id, by name (with or without extension) or by file path."""
     text = str(ref).strip()

@@ -43,7 +43,7 @@ def page(monkeypatch):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context()
+            context = browser.new_context(viewport=LAPTOP)
             page = context.new_page()
             page.set_default_timeout(30_000)
             yield page
