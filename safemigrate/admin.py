@@ -565,7 +565,7 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
                 )
             if backup.database not in connections:
                 raise BackupNotFound(
-                    f"{backup.name} is a backup of database {backup.database!r}, which is not in DATABASES"
+                    f"backup {backup.name} is of database {backup.database!r}, which is not in DATABASES"
                 )
         except SafeMigrateError as exc:
             self.message_user(request, str(exc), messages.ERROR)

@@ -135,11 +135,13 @@ def assert_in_window(locator, what: str) -> None:
 
 def realistic_catalogue(backup_dir: Path) -> None:
     """Long names, failed verifications, missing files, pins, long errors, many tables and apps."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
+
+    from django.utils import timezone
 
     from safemigrate.models import Backup, MigrationRun
 
-    now = datetime.now(UTC)
+    now = timezone.now()  # naive under USE_TZ = False
     migrations = {
         f"an_app_with_a_long_label_{i}": [f"00{i}2_rename_the_measurement_unit_field"] for i in range(6)
     }
