@@ -229,3 +229,20 @@ def test_admin_pages__fit_a_1366px_window(
     page.goto(f"{admin}/backup/{restorable.pk}/restore/")
     assert_fits(page, "restore-confirmation", shots)
     assert_in_window(page.locator("#safemigrate-migrations thead th:has-text('now')"), "NOW")
+
+    # The same backup damaged and verified: its page says FAILED with the reason, and Restore
+    # warns on a page of its own before the confirmation page.
+    data = bytearray(Path(restorable.path).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    Path(restorable.path).write_bytes(bytes(data))
+    page.goto(f"{admin}/backup/{restorable.pk}/change/")
+    page.click("#safemigrate-verify")
+    page.wait_for_url(f"{admin}/backup/{restorable.pk}/change/")
+    assert "is damaged" in page.locator(".field-verification_failure_display").inner_text()
+    assert_fits(page, "failed-backup", shots)
+    page.click("#safemigrate-restore")
+    assert page.locator("#safemigrate-failed-warning").is_visible()
+    assert page.locator("#safemigrate-confirm-restore").count() == 0
+    assert_fits(page, "failed-warning", shots)
+    page.click("#safemigrate-restore-anyway")
+    assert page.locator("#safemigrate-confirm-restore").is_visible()
