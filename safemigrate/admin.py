@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 from datetime import UTC, datetime
 from functools import update_wrapper
@@ -36,10 +37,11 @@ from django.http import (
 )
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.crypto import constant_time_compare
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from safemigrate import catalogue
@@ -56,6 +58,27 @@ from safemigrate.rotation import admin_backup_refusal, delete_backup_files
 
 CHART_BACKUPS = 40
 """How many of the newest backups the change list's chart shows."""
+
+ERROR_CHARS = 80
+"""Longer errors are cut in the Migration runs list (the full text is in the tooltip and the run's page)."""
+
+
+def human_duration(seconds: float) -> str:
+    """``0.33 s``, ``12.4 s``, ``2 min 5 s``, ``1 h 2 min``: as a person reads a duration."""
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def inline_code(text: str) -> SafeString:
+    """``text`` escaped, with its markdown `backticks` shown as <code> (the checks' hints use them)."""
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)))  # noqa: S308 - escaped first
 
 
 def _manifest(backup: Backup) -> Manifest:
@@ -108,24 +131,117 @@ class BackupStateFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
         return [
-            ("verified", _("verified")),
-            ("unverified", _("not verified")),
             ("missing", _("missing on disk")),
             ("pinned", _("pinned")),
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Backup]) -> QuerySet[Backup]:
         value = self.value()
-        if value == "verified":
-            return queryset.filter(verified=True)
-        if value == "unverified":
-            return queryset.filter(verified=False)
         if value == "pinned":
             return queryset.filter(pinned=True)
         if value == "missing":
             missing = [pk for pk, p in queryset.values_list("pk", "path") if not Path(p).is_file()]
             return queryset.filter(pk__in=missing)
         return queryset
+
+
+class VerificationFilter(admin.SimpleListFilter):
+    """ok / failed / not verified: a failed verification is its own state, not "never verified"."""
+
+    title = _("verification")
+    parameter_name = "verification"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("ok", _("ok")), ("failed", _("failed")), ("none", _("not verified"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Backup]) -> QuerySet[Backup]:
+        value = self.value()
+        if value == "ok":
+            return queryset.filter(verified=True)
+        if value == "failed":
+            return queryset.filter(verified=False, verification_failed_at__isnull=False)
+        if value == "none":
+            return queryset.filter(verified=False, verification_failed_at__isnull=True)
+        return queryset
+
+
+class MissingPermission(PermissionDenied):
+    """PermissionDenied that names the permission, for the admin's own 403 page."""
+
+    def __init__(self, perm: str, *, superuser: bool = False) -> None:
+        super().__init__(perm)
+        self.perm = perm
+        self.superuser = superuser
+
+
+def permission_denied_page(
+    request: HttpRequest, admin_site: admin.AdminSite, *, perm: str, superuser: bool = False
+) -> TemplateResponse:
+    """The admin's own 403 page, saying which permission is missing (not Django's bare 403)."""
+    from django.contrib.auth.models import Permission
+
+    app_label, codename = perm.split(".", 1)
+    found = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+    context = {
+        **admin_site.each_context(request),
+        "title": _("Permission needed"),
+        "subtitle": None,
+        "perm": perm,
+        "perm_name": found.name if found else perm,
+        "superuser": superuser,
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, "admin/safemigrate/permission_denied.html", context, status=403)
+
+
+class _PermissionPage:
+    """Django's own admin views (list, change, add, delete, history) answer a missing permission
+    with the admin's 403 page too."""
+
+    admin_site: admin.AdminSite
+    opts: Any
+
+    def _denied(self, request: HttpRequest, action: str, exc: PermissionDenied) -> TemplateResponse:
+        if isinstance(exc, MissingPermission):
+            return permission_denied_page(request, self.admin_site, perm=exc.perm, superuser=exc.superuser)
+        perm = f"{self.opts.app_label}.{action}_{self.opts.model_name}"
+        return permission_denied_page(request, self.admin_site, perm=perm)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().changelist_view(request, extra_context)  # type: ignore[misc,no-any-return]
+        except PermissionDenied as exc:
+            return self._denied(request, "view", exc)
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc,no-any-return]
+        except PermissionDenied as exc:
+            return self._denied(request, "view" if object_id else "add", exc)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)  # type: ignore[misc,no-any-return]
+        except PermissionDenied as exc:
+            return self._denied(request, "delete", exc)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().history_view(request, object_id, extra_context)  # type: ignore[misc,no-any-return]
+        except PermissionDenied as exc:
+            return self._denied(request, "view", exc)
 
 
 if TYPE_CHECKING:
@@ -136,21 +252,22 @@ else:
 
 
 @admin.register(Backup)
-class BackupAdmin(BackupModelAdmin):
+class BackupAdmin(_PermissionPage, BackupModelAdmin):
+    # The state first (MISSING, FAILED, pinned at a glance), the long texts last and wrapped: the
+    # list fits a 1366px laptop with the admin's sidebar and filters open.
     list_display = [
-        "created",
-        "reason",
-        "database",
-        "size_display",
-        "format_display",
-        "migrations_head",
+        "created_display",
         "verified_display",
         "on_disk_display",
         "pinned_display",
         "offsite_display",
+        "reason",
+        "database",
+        "size_display",
+        "migrations_head",
     ]
-    list_display_links = ["created"]
-    list_filter = ["reason", BackupStateFilter, "database"]
+    list_display_links = ["created_display"]
+    list_filter = [VerificationFilter, BackupStateFilter, "reason", "database"]
     search_fields = ["name", "sha256"]
     date_hierarchy = "created"
     list_per_page = 50
@@ -169,7 +286,18 @@ class BackupAdmin(BackupModelAdmin):
                 ]
             },
         ),
-        (_("State"), {"fields": ["verified", "verified_at", "pinned_display", "offsite_display"]}),
+        (
+            _("State"),
+            {
+                "fields": [
+                    "verified_display",
+                    "verified_at",
+                    "verification_failure_display",
+                    "pinned_display",
+                    "offsite_display",
+                ]
+            },
+        ),
         (_("Contents"), {"fields": ["migrations_display", "row_counts_display", "json_dump"]}),
     ]
     readonly_fields = [
@@ -185,8 +313,9 @@ class BackupAdmin(BackupModelAdmin):
         "compression",
         "encrypted",
         "duration_display",
-        "verified",
+        "verified_display",
         "verified_at",
+        "verification_failure_display",
         "pinned_display",
         "offsite_display",
         "migrations_display",
@@ -208,17 +337,28 @@ class BackupAdmin(BackupModelAdmin):
         return False
 
     # --- columns -----------------------------------------------------------------------------
+    @admin.display(description=_("created"), ordering="created")
+    def created_display(self, obj: Backup) -> str:
+        local = timezone.localtime(obj.created) if timezone.is_aware(obj.created) else obj.created
+        return format_html('<span title="{}">{}</span>', local.isoformat(), f"{local:%Y-%m-%d %H:%M}")
+
     @admin.display(description=_("size"), ordering="size")
     def size_display(self, obj: Backup) -> str:
-        return format_html('<span title="{} bytes">{}</span>', f"{obj.size:,}", human_size(obj.size))
+        """The size, and the format (compression, encryption) under it in small print."""
+        return format_html(
+            '<span title="{} bytes">{}</span><br><span class="safemigrate-quiet">{}</span>',
+            f"{obj.size:,}",
+            human_size(obj.size),
+            self.format_display(obj),
+        )
 
     @admin.display(description=_("duration"))
     def duration_display(self, obj: Backup) -> str:
-        return f"{obj.duration:.2f}s"
+        return human_duration(obj.duration)
 
     @admin.display(description=_("format"))
     def format_display(self, obj: Backup) -> str:
-        return f"{obj.compression}{' + AES-256-GCM' if obj.encrypted else ''}"
+        return f"{obj.compression}{' + AES' if obj.encrypted else ''}"
 
     @admin.display(description=_("migrations"))
     def migrations_head(self, obj: Backup) -> str:
@@ -237,16 +377,33 @@ class BackupAdmin(BackupModelAdmin):
 
     @admin.display(description=_("verified"), ordering="verified_at")
     def verified_display(self, obj: Backup) -> str:
-        if not obj.verified:
-            return format_html('<span class="safemigrate-bad">{}</span>', _("no"))
-        when = f"{obj.verified_at:%Y-%m-%d %H:%M:%S %Z}" if obj.verified_at else ""
-        return format_html('<span class="safemigrate-ok" title="{}">{}</span>', when, _("yes"))
+        if obj.verified:
+            when = f"{obj.verified_at:%Y-%m-%d %H:%M:%S %Z}" if obj.verified_at else ""
+            return format_html('<span class="safemigrate-ok" title="{}">{}</span>', when, _("yes"))
+        if obj.verification_failed:
+            return format_html(
+                '<strong class="safemigrate-bad safemigrate-failed" title="{}">{}</strong>',
+                f"{obj.verification_failed_at:%Y-%m-%d %H:%M:%S %Z}: {obj.verification_error}",
+                _("FAILED"),
+            )
+        return format_html('<span class="safemigrate-quiet">{}</span>', _("not yet"))
+
+    @admin.display(description=_("verification failure"))
+    def verification_failure_display(self, obj: Backup) -> str:
+        if not obj.verification_failed:
+            return "-"
+        return format_html(
+            '<strong class="safemigrate-bad">{}</strong> {}<div class="safemigrate-error">{}</div>',
+            _("failed"),
+            f"{obj.verification_failed_at:%Y-%m-%d %H:%M:%S %Z}",
+            obj.verification_error,
+        )
 
     @admin.display(description=_("on disk"))
     def on_disk_display(self, obj: Backup) -> str:
         if obj.on_disk:
             return format_html('<span class="safemigrate-ok">{}</span>', _("yes"))
-        return format_html('<strong class="safemigrate-bad">{}</strong>', _("MISSING"))
+        return format_html('<strong class="safemigrate-bad safemigrate-missing">{}</strong>', _("MISSING"))
 
     @admin.display(description=_("pinned"), ordering="pinned")
     def pinned_display(self, obj: Backup) -> str:
@@ -298,7 +455,10 @@ class BackupAdmin(BackupModelAdmin):
         def view(method: Any) -> Any:
             # Backups and restores must run outside a transaction, even with ATOMIC_REQUESTS.
             def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-                return method(request, *args, **kwargs)  # type: ignore[no-any-return]
+                try:
+                    return method(request, *args, **kwargs)  # type: ignore[no-any-return]
+                except MissingPermission as exc:
+                    return self._denied(request, "", exc)
 
             update_wrapper(wrapper, method)
             for alias in connections:
@@ -338,7 +498,7 @@ class BackupAdmin(BackupModelAdmin):
     @staticmethod
     def _require(request: HttpRequest, perm: str) -> None:
         if not request.user.has_perm(f"safemigrate.{perm}"):
-            raise PermissionDenied
+            raise MissingPermission(f"safemigrate.{perm}")
 
     def _permissions(self, request: HttpRequest) -> dict[str, bool]:
         user = request.user
@@ -357,12 +517,16 @@ class BackupAdmin(BackupModelAdmin):
         problems: list[Problem] = []
         for alias in connections:
             try:
-                problems.extend(backup_health(alias=alias).problems)
+                # The catalogue's rows, not a manifest read per backup (1,000 backups: issue #17).
+                listed = catalogue.catalogued_backups(alias=alias)
+                problems.extend(backup_health(alias=alias, backups=listed).problems)
             except Exception as exc:  # noqa: BLE001 - the page must render whatever the state
                 problems.append(Problem("", f"health of database {alias!r} unknown: {exc}", ""))
         context = {
             **self._permissions(request),
-            "health_problems": problems,
+            "health_problems": [
+                {"id": p.id, "message": inline_code(p.message), "hint": inline_code(p.hint)} for p in problems
+            ],
             "chart": backup_chart(),
             "databases": list(connections),
             **(extra_context or {}),
@@ -394,13 +558,13 @@ class BackupAdmin(BackupModelAdmin):
             self.log_addition(request, backup, [{"added": {}}])
         self.message_user(
             request,
-            _("Backed up database %(alias)r to %(name)s (%(size)s, %(rows)s rows, verified) in %(s).1fs.")
+            _("Backed up database %(alias)r to %(name)s (%(size)s, %(rows)s rows, verified) in %(duration)s.")
             % {
                 "alias": alias,
                 "name": manifest.name,
                 "size": human_size(manifest.size),
                 "rows": f"{manifest.total_rows:,}",
-                "s": result.duration,
+                "duration": human_duration(result.duration),
             },
             messages.SUCCESS,
         )
@@ -427,7 +591,7 @@ class BackupAdmin(BackupModelAdmin):
         """GET: what the restore will change. POST (CSRF) from that page: restore."""
         backup = self._get_backup(request, object_id)
         if not _may_restore(request.user):
-            raise PermissionDenied
+            raise MissingPermission("safemigrate.restore_backup", superuser=True)
         change_url = self._url("change", backup.pk)
         try:
             manifest = _manifest(backup)
@@ -438,28 +602,41 @@ class BackupAdmin(BackupModelAdmin):
                 )
             if backup.database not in connections:
                 raise BackupNotFound(
-                    f"{backup.name} is a backup of database {backup.database!r}, which is not in DATABASES"
+                    f"backup {backup.name} is of database {backup.database!r}, which is not in DATABASES"
                 )
         except SafeMigrateError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(change_url)
         if request.method == "POST":
             return self._restore(request, backup, manifest)
-        preview = restore_preview(backup=manifest, alias=backup.database)
-        changed_tables = sum(1 for _t, then, now in preview.row_counts if then != now)
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Restore %s?") % backup.name,
             "subtitle": None,
             "opts": self.opts,
             "original": backup,
             "manifest": manifest,
-            "preview": preview,
-            "migration_rows": _migration_rows(manifest.migrations, preview.current_migrations),
-            "changed_tables": changed_tables,
             "size": human_size(manifest.size),
         }
         request.current_app = self.admin_site.name
+        if manifest.verification_failure and "failed_ok" not in request.GET:
+            # Warn before the confirmation page: a backup that failed verification may not restore.
+            context["title"] = _("%s failed verification") % backup.name
+            context["failure"] = manifest.verification_failure
+            return TemplateResponse(request, "admin/safemigrate/backup/restore_failed_warning.html", context)
+        preview = restore_preview(backup=manifest, alias=backup.database)
+        rebuilt = _rebuilt_tables()
+        data_rows = [row for row in preview.row_counts if row[0] not in rebuilt]
+        context.update(
+            {
+                "title": _("Restore %s?") % backup.name,
+                "preview": preview,
+                "migration_rows": _migration_rows(manifest.migrations, preview.current_migrations),
+                "row_counts": data_rows,
+                "rebuilt_tables": sorted(t for t, _then, _now in preview.row_counts if t in rebuilt),
+                "changed_tables": sum(1 for _t, then, now in data_rows if then != now),
+                "login_warning": _login_warning(request.user, manifest),
+            }
+        )
         return TemplateResponse(request, "admin/safemigrate/backup/restore_confirmation.html", context)
 
     def _restore(self, request: HttpRequest, backup: Backup, manifest: Manifest) -> HttpResponse:
@@ -469,10 +646,10 @@ class BackupAdmin(BackupModelAdmin):
         except SafeMigrateError as exc:
             self.message_user(request, _("Restore failed: %s") % exc, messages.ERROR)
             return HttpResponseRedirect(self._url("change", backup.pk))
-        text = _("Restored %(name)s (%(rows)s rows) in %(s).1fs.") % {
+        text = _("Restored %(name)s (%(rows)s rows) in %(duration)s.") % {
             "name": manifest.name,
             "rows": f"{sum(result.row_counts.values()):,}",
-            "s": result.duration,
+            "duration": human_duration(result.duration),
         }
         if result.safety_backup is not None:
             text += " " + _("The state before the restore is in the safety backup %s.") % (
@@ -513,7 +690,7 @@ class BackupAdmin(BackupModelAdmin):
         self.log_change(request, backup, "Verified")
         self.message_user(
             request,
-            _("%s is verified: checksum, a restore into a scratch copy and the integrity check passed.")
+            _("Verified %s: checksum, a restore into a scratch copy and the integrity check passed.")
             % backup.name,
             messages.SUCCESS,
         )
@@ -528,7 +705,7 @@ class BackupAdmin(BackupModelAdmin):
         except OSError as exc:
             self.message_user(
                 request,
-                _("%(name)s cannot be downloaded: the file %(path)s is missing (%(error)s).")
+                _("Cannot download %(name)s: the file %(path)s is missing (%(error)s).")
                 % {"name": backup.name, "path": backup.path, "error": exc.strerror},
                 messages.ERROR,
             )
@@ -568,9 +745,9 @@ class BackupAdmin(BackupModelAdmin):
         self.message_user(
             request,
             (
-                _("%s is pinned: rotation will never delete it.")
+                _("Pinned %s: rotation will never delete it.")
                 if pinned
-                else _("%s is unpinned: rotation may delete it.")
+                else _("Unpinned %s: rotation may delete it.")
             )
             % backup.name,
             messages.SUCCESS,
@@ -603,6 +780,45 @@ class BackupAdmin(BackupModelAdmin):
                 )
             else:
                 obj.delete()
+
+
+def _rebuilt_tables() -> set[str]:
+    """Tables a restore does not bring back as they were: rebuilt from the backup folder after it
+    (the catalogue from the manifests; the run log from its journal, where there is one)."""
+    tables = {Backup._meta.db_table}
+    if hasattr(catalogue, "sync_runs"):  # the run journal (issue #15, merged separately)
+        tables.add(MigrationRun._meta.db_table)
+    return tables
+
+
+def _login_warning(user: Any, manifest: Manifest) -> str:
+    """Why this user may not be able to log in after restoring ``manifest``; empty when it looks fine.
+
+    The backup's own rows are not read for a preview: an account created after the backup, or a
+    backup with no users at all, is known from the dates and row counts alone.
+    """
+    table = get_user_model()._meta.db_table
+    username = user.get_username()
+    if manifest.row_counts.get(table, None) == 0:
+        return str(
+            _(
+                "The backup has no user accounts: after the restore you (%(user)s) will be logged out "
+                "and nobody can log in until you run manage.py createsuperuser."
+            )
+            % {"user": username}
+        )
+    joined = getattr(user, "date_joined", None)
+    if joined is not None and joined > catalogue.db_datetime(manifest.created):
+        return str(
+            _(
+                "Your account %(user)s was created after this backup (%(joined)s): it is not in the "
+                "backup, so after the restore you will be logged out and cannot log in as %(user)s. "
+                "Make sure you know another superuser's password in the backup, or run manage.py "
+                "createsuperuser afterwards."
+            )
+            % {"user": username, "joined": f"{joined:%Y-%m-%d %H:%M %Z}"}
+        )
+    return ""
 
 
 def _may_restore(user: Any) -> bool:
@@ -668,7 +884,8 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
     if not backups:
         return None
     outcomes: dict[str, str] = {}
-    for status, name in MigrationRun.objects.exclude(backup_name="").values_list("status", "backup_name"):
+    runs = MigrationRun.objects.filter(backup_name__in=[b.name for b in backups])
+    for status, name in runs.order_by("-started", "-id").values_list("status", "backup_name"):
         outcomes.setdefault(name, status)
     width, height, top, left, gap = 720, 120, 14, 4, 2
     step = (width - left) / max(len(backups), 12)
@@ -678,7 +895,15 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
     bad_runs = (Status.ROLLED_BACK, Status.FAILED)
     for i, b in enumerate(backups):
         h = max(2.0, (height - top) * b.size / biggest)
-        state = "missing" if not b.on_disk else "verified" if b.verified else "unverified"
+        state = (
+            "missing"
+            if not b.on_disk
+            else "verified"
+            if b.verified
+            else "failed"
+            if b.verification_failed
+            else "unverified"
+        )
         run = outcomes.get(b.name)
         label = f"{b.created:%Y-%m-%d %H:%M} {b.reason}: {human_size(b.size)}, {state}"
         if b.pinned:
@@ -712,14 +937,13 @@ def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
 
 
 @admin.register(MigrationRun)
-class MigrationRunAdmin(MigrationRunModelAdmin):
+class MigrationRunAdmin(_PermissionPage, MigrationRunModelAdmin):
     list_display = [
-        "started",
+        "started_display",
         "database",
         "status_display",
-        "rollback",
-        "plan_display",
         "duration_display",
+        "plan_display",
         "backup_display",
         "error_display",
     ]
@@ -729,7 +953,7 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
     fields = (
         "started",
         "finished",
-        "duration",
+        "duration_display",
         "database",
         "status",
         "rollback",
@@ -741,6 +965,12 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
     )
     readonly_fields = fields
 
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        columns = list(super().get_list_display(request))
+        if len(connections.databases) == 1:
+            columns.remove("database")  # one database: the column says nothing
+        return columns
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -749,6 +979,11 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: MigrationRun | None = None) -> bool:
         return False
+
+    @admin.display(description=_("started"), ordering="started")
+    def started_display(self, obj: MigrationRun) -> str:
+        local = timezone.localtime(obj.started) if timezone.is_aware(obj.started) else obj.started
+        return format_html('<span title="{}">{}</span>', local.isoformat(), f"{local:%Y-%m-%d %H:%M:%S}")
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, obj: MigrationRun) -> str:
@@ -760,15 +995,23 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
             if obj.status == MigrationRun.Status.APPLIED
             else ""
         )
-        return format_html('<span class="{}">{}</span>', css, obj.get_status_display())
+        if not obj.rollback or obj.status == MigrationRun.Status.APPLIED:
+            return format_html('<span class="{}">{}</span>', css, obj.get_status_display())
+        return format_html(
+            '<span class="{}">{}</span><br><span class="safemigrate-quiet">{} {}</span>',
+            css,
+            obj.get_status_display(),
+            _("by"),
+            obj.get_rollback_display(),
+        )
 
     @admin.display(description=_("plan"))
     def plan_display(self, obj: MigrationRun) -> str:
         plan = [str(step) for step in obj.plan or []]
         if not plan:
             return "-"
-        text = ", ".join(plan[:3]) + (f" (+{len(plan) - 3} more)" if len(plan) > 3 else "")
-        return format_html('<span title="{}">{}</span>', "\n".join(plan), text)
+        more = format_html("<br>(+{} {})", len(plan) - 1, _("more")) if len(plan) > 1 else ""
+        return format_html('<span title="{}">{}{}</span>', "\n".join(plan), plan[0], more)
 
     @admin.display(description=_("plan"))
     def plan_list(self, obj: MigrationRun) -> str:
@@ -776,7 +1019,7 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
 
     @admin.display(description=_("duration"), ordering="duration")
     def duration_display(self, obj: MigrationRun) -> str:
-        return f"{obj.duration:.1f}s"
+        return human_duration(obj.duration)
 
     @admin.display(description=_("backup used"))
     def backup_display(self, obj: MigrationRun) -> str:
@@ -787,7 +1030,16 @@ class MigrationRunAdmin(MigrationRunModelAdmin):
 
     @admin.display(description=_("error"))
     def error_display(self, obj: MigrationRun) -> str:
+        """Cut to ERROR_CHARS; the whole text is the tooltip and on the run's own page."""
         if not obj.error:
             return "-"
-        short = obj.error if len(obj.error) <= 120 else obj.error[:117] + "…"
-        return format_html('<span title="{}">{}</span>', obj.error, short)
+        if len(obj.error) <= ERROR_CHARS:
+            return format_html('<span class="safemigrate-error">{}</span>', obj.error)
+        url = reverse("admin:safemigrate_migrationrun_change", args=[obj.pk])
+        return format_html(
+            '<span class="safemigrate-error" title="{}">{}… <a href="{}">{}</a></span>',
+            obj.error,
+            obj.error[: ERROR_CHARS - 1].rstrip(),
+            url,
+            _("(full text)"),
+        )

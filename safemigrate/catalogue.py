@@ -54,6 +54,7 @@ def db_datetime(value: datetime | str) -> datetime:
 
 
 def _fields(manifest: Manifest) -> dict[str, object]:
+    failure = manifest.verification_failure
     return {
         "path": str(manifest.file_path),
         "created": db_datetime(manifest.created),
@@ -66,6 +67,8 @@ def _fields(manifest: Manifest) -> dict[str, object]:
         "encrypted": bool(manifest.encryption),
         "verified": manifest.verified,
         "verified_at": db_datetime(manifest.verified_at) if manifest.verified_at else None,
+        "verification_failed_at": db_datetime(failure["at"]) if failure else None,
+        "verification_error": failure.get("error", "") if failure else "",
         "pinned": manifest.pinned,
         "migrations": manifest.migrations,
         "row_counts": manifest.row_counts,
@@ -152,6 +155,50 @@ def list_backups(*, alias: str | None = None) -> list[Manifest]:
         found.extend(list_manifests(directory, alias=alias))
     found.sort(key=lambda m: (m.created, m.name), reverse=True)
     return found
+
+
+def catalogued_backups(*, alias: str) -> list[Manifest] | None:
+    """Backups of ``alias`` as the catalogue lists them, newest first, in one query and without
+    opening a manifest: name, size, dates, verified and pinned only (no checksum, no path), for
+    pages that summarise many (the admin's banner). None when the catalogue cannot be read; the
+    folder stays the source of truth (``sync_catalogue``)."""
+    from safemigrate.models import Backup
+
+    try:
+        rows = list(
+            Backup.objects.using(_catalogue_alias())
+            .filter(database=alias)
+            .order_by("-created", "-name")
+            .values_list("name", "size", "created", "verified", "verified_at", "pinned", "encrypted")
+        )
+    except DatabaseError:
+        return None
+    return [
+        Manifest(
+            name=name,
+            file=name,
+            sha256="",
+            size=size,
+            created=_iso(created),
+            reason="",
+            vendor="",
+            database=alias,
+            database_name="",
+            compression="",
+            encryption="aes-256-gcm" if encrypted else None,
+            verified=verified,
+            verified_at=_iso(verified_at) if verified_at else None,
+            pinned=pinned,
+        )
+        for name, size, created, verified, verified_at, pinned, encrypted in rows
+    ]
+
+
+def _iso(value: datetime) -> str:
+    """A catalogue time as the manifests write it (ISO 8601, UTC)."""
+    if timezone.is_naive(value):  # USE_TZ = False: naive local time
+        value = timezone.make_aware(value)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def find_backup(ref: str | int, *, alias: str) -> Manifest:

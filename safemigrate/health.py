@@ -152,19 +152,21 @@ def _hours(hours: float) -> str:
     return f"{hours / 24:.0f} days"
 
 
-def backup_health(*, alias: str = "default", now: datetime | None = None) -> BackupHealth:
+def backup_health(
+    *, alias: str = "default", now: datetime | None = None, backups: list[Manifest] | None = None
+) -> BackupHealth:
     """The health of database ``alias``: W001 (no recent verified backup), W002 (last run failed).
 
-    SAFEMIGRATE_MAX_BACKUP_AGE_HOURS=0 turns the age warning off.
+    SAFEMIGRATE_MAX_BACKUP_AGE_HOURS=0 turns the age warning off. ``backups`` (newest first)
+    saves reading every manifest in the folder, e.g. the catalogue's rows on an admin page.
     """
     from safemigrate.models import MigrationRun
 
     max_age = get_settings().max_backup_age_hours
     now = now or datetime.now(UTC)
-    newest = next(
-        (m for m in catalogue.list_backups(alias=alias) if m.verified and m.database == alias),
-        None,
-    )
+    if backups is None:
+        backups = [m for m in catalogue.list_backups(alias=alias) if m.database == alias]
+    newest = next((m for m in backups if m.verified), None)
     age = (now - newest.created_at).total_seconds() / 3600 if newest else None
     has_data = newest is not None or database_has_data(alias=alias)
     last_run = last_migration_run(alias=alias)
@@ -232,7 +234,6 @@ def backup_health(*, alias: str = "default", now: datetime | None = None) -> Bac
                 ),
             )
         )
-    backups = [m for m in catalogue.list_backups(alias=alias) if m.database == alias]
     total_size = sum(m.size for m in backups)
     free = free_space(backup_dir_for(alias))
     problems += _monitors(alias, backups, total_size=total_size, free=free)

@@ -81,6 +81,8 @@ class Manifest:
     json_dump: dict[str, Any] | None = None
     offsite: dict[str, Any] | None = None
     """Where the backup was copied off-site: ``{storage, name, copied_at}`` (safemigrate.offsite)."""
+    verification_failure: dict[str, str] | None = None
+    """The last failed verification, ``{at, error}``; cleared when a verification passes."""
     format: int = FORMAT_VERSION
     mac: str = ""
     """HMAC of every other field, keyed from SAFEMIGRATE_ENCRYPTION_KEY (empty without a key)."""
@@ -127,6 +129,7 @@ class Manifest:
             "migrations": self.latest_migrations(),
             "json_dump": self.json_dump,
             "offsite": self.offsite,
+            "verification_failure": self.verification_failure,
         }
 
 
@@ -279,6 +282,9 @@ def manifest_problem(data: object, *, sidecar: str | None = None) -> str | None:
         or (pinned_until is not None and not _is_iso(pinned_until))
     ):
         return "its dates are not ISO 8601 with a time zone"
+    failure = data.get("verification_failure")
+    if failure is not None and (not isinstance(failure, dict) or not _is_iso(failure.get("at"))):
+        return "its verification failure has no ISO 8601 time"
     dump = data.get("json_dump")
     if dump is not None and dump.get("file") is not None and not is_backup_name(dump["file"]):
         return f"its JSON dump name {str(dump['file'])[:80]!r} is not a safemigrate name"
@@ -288,7 +294,7 @@ def manifest_problem(data: object, *, sidecar: str | None = None) -> str | None:
     return None
 
 
-_NEWER_FIELDS = ("pinned_until",)
+_NEWER_FIELDS = ("pinned_until", "verification_failure")
 """Fields added after manifests were first signed: left out of the MAC while unset, so the MACs of
 older manifests still hold."""
 

@@ -25,6 +25,14 @@ class Backup(models.Model):
     encrypted = models.BooleanField(_("encrypted"), default=False)
     verified = models.BooleanField(_("verified"), default=False)
     verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    verification_failed_at = models.DateTimeField(
+        _("verification failed at"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("When the last verification failed; empty once a verification passes."),
+    )
+    verification_error = models.TextField(_("verification error"), blank=True)
     pinned = models.BooleanField(_("pinned"), default=False)
     migrations = models.JSONField(_("applied migrations"), default=dict, blank=True)
     row_counts = models.JSONField(_("row counts"), default=dict, blank=True)
@@ -46,6 +54,10 @@ class Backup(models.Model):
     @property
     def on_disk(self) -> bool:
         return Path(self.path).is_file()
+
+    @property
+    def verification_failed(self) -> bool:
+        return self.verification_failed_at is not None
 
     @property
     def manifest_path(self) -> Path:

@@ -281,16 +281,23 @@ def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progres
     try:
         scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
     except (ChecksumMismatch, RestoreError) as exc:
-        # Damaged: it must no longer count as verified (rotation, W001, restore --latest).
-        if backup.verified and backup.path is not None and backup.path.is_file():
-            catalogue.record(update_manifest(backup, verified=False, verified_at=None))
+        # Damaged: it no longer counts as verified (rotation, W001, restore --latest), and the
+        # failure is kept, so it never looks like a backup that was just never verified.
         if backup.file_path.is_file():  # one rotated away meanwhile is gone, not damaged
+            if backup.path is not None and backup.path.is_file():
+                failure = {"at": datetime.now(UTC).isoformat(timespec="microseconds"), "error": str(exc)}
+                catalogue.record(
+                    update_manifest(backup, verified=False, verified_at=None, verification_failure=failure)
+                )
             send(verification_failed, alias=alias, backup=backup, error=str(exc))
         raise
     adapter.drop_scratch(scratch)
     if backup.path is not None and backup.path.is_file():
         backup = update_manifest(
-            backup, verified=True, verified_at=datetime.now(UTC).isoformat(timespec="microseconds")
+            backup,
+            verified=True,
+            verified_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+            verification_failure=None,
         )
         catalogue.record(backup)
     return backup

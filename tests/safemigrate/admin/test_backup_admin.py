@@ -56,13 +56,13 @@ def test_changelist__flags_a_backup_whose_file_is_missing(admin_client, backup):
     assert url("download", backup) not in change.content.decode()
 
 
-def test_changelist__state_filter(admin_client, make_backup):
+def test_changelist__verification_filter(admin_client, make_backup):
     first, second = make_backup(), make_backup()
     manifest = update_manifest(read_manifest(first.manifest_path), verified=False)
     catalogue.record(manifest)
-    response = admin_client.get(reverse(CHANGELIST), {"state": "unverified"})
+    response = admin_client.get(reverse(CHANGELIST), {"verification": "none"})
     assert list(response.context["cl"].result_list) == [first]
-    response = admin_client.get(reverse(CHANGELIST), {"state": "verified"})
+    response = admin_client.get(reverse(CHANGELIST), {"verification": "ok"})
     assert list(response.context["cl"].result_list) == [second]
 
 
@@ -106,7 +106,8 @@ def test_download__missing_file_is_a_message(admin_client, backup):
     Path(backup.path).unlink()
     response = admin_client.get(url("download", backup), follow=True)
     assert response.redirect_chain[-1][0] == url("change", backup)
-    assert "cannot be downloaded: the file" in messages_of(response)[0]
+    assert "Cannot download " in messages_of(response)[0]
+    assert ": the file " in messages_of(response)[0]
 
 
 def test_verify__marks_the_backup_verified(admin_client, backup):
@@ -114,7 +115,7 @@ def test_verify__marks_the_backup_verified(admin_client, backup):
     response = admin_client.post(url("verify", backup), follow=True)
     assert response.redirect_chain == [(url("change", backup), 302)]
     assert messages_of(response) == [
-        f"{backup.name} is verified: checksum, a restore into a scratch copy and the integrity check passed."
+        f"Verified {backup.name}: checksum, a restore into a scratch copy and the integrity check passed."
     ]
     manifest = read_manifest(backup.manifest_path)
     assert manifest.verified
@@ -137,7 +138,7 @@ def test_verify__damaged_file_fails_with_a_message(admin_client, backup):
 def test_pin__pinned_backup_survives_rotation_and_unpin_releases_it(admin_client, make_backup):
     oldest = make_backup()
     response = admin_client.post(url("pin", oldest), {"pinned": "1"}, follow=True)
-    assert messages_of(response) == [f"{oldest.name} is pinned: rotation will never delete it."]
+    assert messages_of(response) == [f"Pinned {oldest.name}: rotation will never delete it."]
     assert read_manifest(oldest.manifest_path).pinned
     oldest.refresh_from_db()
     assert oldest.pinned

@@ -31,7 +31,7 @@ def test_changelist__shows_plan_status_duration_backup_and_error(admin_client, r
     html = response.content.decode()
     assert "rolled back" in html
     assert "migrapp.0002_item_note" in html
-    assert "2.5s" in html
+    assert "2.50 s" in html
     assert "backup-pre_migrate-20260102T030400Z-default.sqlite3.zst" in html
     assert "deliberate failure" in html
 
