@@ -9,6 +9,7 @@ and an expected failure is a message and a redirect, never a 500.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import re
@@ -52,7 +53,7 @@ from safemigrate.health import Problem, backup_health
 from safemigrate.management.base import human_size
 from safemigrate.manifest import Manifest, is_backup_name, read_manifest, update_manifest
 from safemigrate.models import Backup, MigrationRun
-from safemigrate.offsite import offsite_failures, offsite_state
+from safemigrate.offsite import offsite_failures
 from safemigrate.restore import restore_backup, restore_preview, verify_backup
 from safemigrate.rotation import admin_backup_refusal, delete_backup_files
 
@@ -107,12 +108,19 @@ def _manifest_or_row(backup: Backup) -> Manifest:
         )
 
 
-def _row_manifest(backup: Backup) -> Manifest:
-    """The manifest for a list row's columns, read once per row (the row when it is gone)."""
-    cached = getattr(backup, "_safemigrate_manifest", None)
-    if cached is None:
-        cached = backup._safemigrate_manifest = _manifest_or_row(backup)  # type: ignore[attr-defined]
-    return cached
+_failures_seen: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = contextvars.ContextVar(
+    "safemigrate_offsite_failures", default=None
+)
+
+
+def _offsite_failures(alias: str) -> dict[str, Any]:
+    """The status file's failed copies, read once per database for a whole list page."""
+    seen = _failures_seen.get()
+    if seen is None:
+        return offsite_failures(alias)
+    if alias not in seen:
+        seen[alias] = offsite_failures(alias)
+    return seen[alias]
 
 
 def _is_project_app(label: str) -> bool:
@@ -408,18 +416,23 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
     @admin.display(description=_("pinned"), ordering="pinned")
     def pinned_display(self, obj: Backup) -> str:
         """Pinned for good, or until when (the pre-migration backup's automatic pin)."""
-        until = _row_manifest(obj).pinned_until if not obj.pinned else None
-        if obj.pinned or not until or datetime.fromisoformat(until) <= datetime.now(UTC):
+        until = obj.pinned_until
+        if obj.pinned or until is None or until <= timezone.now():
             return str(_("yes")) if obj.pinned else "-"
-        return format_html('<span title="{}">{} {}</span>', until, _("until"), until[:10])
+        shown = timezone.localtime(until) if timezone.is_aware(until) else until
+        return format_html(
+            '<span title="{}">{} {}</span>', shown.isoformat(), _("until"), f"{shown:%Y-%m-%d}"
+        )
 
     @admin.display(description=_("off-site"))
     def offsite_display(self, obj: Backup) -> str:
         """copied / failed / not copied (safemigrate.offsite); "-" without SAFEMIGRATE_STORAGE."""
-        manifest = _row_manifest(obj)
-        if not get_settings().storage and not manifest.offsite:
+        if obj.offsite_copied:
+            state = "copied"
+        elif not get_settings().storage:
             return "-"
-        state = offsite_state(manifest, offsite_failures(obj.database))
+        else:
+            state = "failed" if obj.name in _offsite_failures(obj.database) else "not copied"
         css = {"copied": "safemigrate-ok", "failed": "safemigrate-bad"}.get(state, "")
         return format_html('<span class="{}">{}</span>', css, _(state))
 
@@ -531,7 +544,14 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
             "databases": list(connections),
             **(extra_context or {}),
         }
-        return super().changelist_view(request, extra_context=context)
+        token = _failures_seen.set({})
+        try:
+            response = super().changelist_view(request, extra_context=context)
+            if isinstance(response, TemplateResponse):
+                response.render()  # the rows' columns are drawn now, while the cache is set
+            return response
+        finally:
+            _failures_seen.reset(token)
 
     def backup_now_view(self, request: HttpRequest) -> HttpResponse:
         """POST: make a verified backup now (permission safemigrate.add_backup)."""

@@ -54,6 +54,8 @@ def db_datetime(value: datetime | str) -> datetime:
 
 
 def _fields(manifest: Manifest) -> dict[str, object]:
+    from safemigrate.offsite import offsite_copy_of  # offsite imports this module
+
     failure = manifest.verification_failure
     return {
         "path": str(manifest.file_path),
@@ -70,6 +72,8 @@ def _fields(manifest: Manifest) -> dict[str, object]:
         "verification_failed_at": db_datetime(failure["at"]) if failure else None,
         "verification_error": failure.get("error", "") if failure else "",
         "pinned": manifest.pinned,
+        "pinned_until": db_datetime(manifest.pinned_until) if manifest.pinned_until else None,
+        "offsite_copied": offsite_copy_of(manifest) is not None,
         "migrations": manifest.migrations,
         "row_counts": manifest.row_counts,
         "json_dump": manifest.json_dump,

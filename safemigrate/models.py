@@ -34,6 +34,13 @@ class Backup(models.Model):
     )
     verification_error = models.TextField(_("verification error"), blank=True)
     pinned = models.BooleanField(_("pinned"), default=False)
+    pinned_until = models.DateTimeField(
+        _("pinned until"),
+        null=True,
+        blank=True,
+        help_text=_("The automatic pin of a pre-migration backup ends then."),
+    )
+    offsite_copied = models.BooleanField(_("copied off-site"), default=False)
     migrations = models.JSONField(_("applied migrations"), default=dict, blank=True)
     row_counts = models.JSONField(_("row counts"), default=dict, blank=True)
     json_dump = models.JSONField(_("JSON dump"), null=True, blank=True)
