@@ -342,7 +342,7 @@ def health_report(*, aliases: list[str] | None = None) -> dict[str, Any]:
                 "backups_total_bytes": health.total_size,
                 "backup_folder_free_bytes": health.free_bytes,
                 "last_offsite_copy": health.last_offsite,
-                "problems": [p.id for p in health.problems],
+                "problems": [p.id for p in health.problems] + (["safemigrate.W017"] if unapplied else []),
             }
         )
     return {"healthy": all(d["healthy"] for d in databases), "databases": databases}
