@@ -313,13 +313,7 @@ def restore_backup(
             # The catalogue and the run log were restored too: rebuild them from the folder.
             catalogue.sync_catalogue(alias=alias)
     duration = time.monotonic() - started
-    unapplied = unapplied_migrations(alias=alias)
-    if unapplied:
-        logger.warning(
-            "the restored database lacks %d migration(s) of this code (%s): run migrate",
-            len(unapplied),
-            unapplied[0],
-        )
+    unapplied = unapplied_migrations(alias=alias)  # the caller says "run migrate" (not a rollback)
     send(restore_done, alias=alias, backup=backup, safety_backup=safety and safety.manifest)
     logger.info("restored %s into %s in %.2fs", backup.name, adapter.database_name(), duration)
     return RestoreResult(
