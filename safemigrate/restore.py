@@ -181,14 +181,6 @@ def _stage(
                 f"restore failed: {exc.strerror or exc} unpacking {manifest.name} in {workdir}; "
                 "the database was not changed. Free space and try again"
             ) from exc
-        except RestoreError as exc:
-            if has_manifest(manifest):
-                raise
-            raise RestoreError(
-                f"{manifest.name} cannot be restored ({exc}); it has no manifest, so there is no "
-                "checksum or size to compare it with: it may be truncated, damaged or not a backup. "
-                "The database was not changed"
-            ) from exc
         try:
             reader.check(manifest.sha256)
         except BaseException:
