@@ -107,6 +107,7 @@ def test_restore__another_engines_backup_is_said_at_once_not_force(backup_dir):
     assert f"manage.py restore --json {backup_dir / manifest['json_dump']['file']}" in message
 
 
+@pytest.mark.services
 def test_restore__a_sqlite_backup_into_postgresql(tmp_path):
     """The real case: a SQLite project's backup given to a PostgreSQL project."""
     from tests.safemigrate.vendors.servers import make_live_db, require
