@@ -122,7 +122,8 @@ def sync_catalogue(*, alias: str | None = None) -> dict[str, int]:
                 removed += 1
     except DatabaseError as exc:
         logger.debug("catalogue not pruned: %s", exc)
-    return {"listed": added, "removed": removed, "runs": sync_runs(alias=alias)}
+    # Every database's runs: the restored database may hold the run log of the others too.
+    return {"listed": added, "removed": removed, "runs": sync_runs()}
 
 
 def sync_runs(*, alias: str | None = None) -> int:

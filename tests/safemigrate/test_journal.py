@@ -141,3 +141,14 @@ def test_journal__with_a_key_unauthenticated_lines_are_skipped(pending, monkeypa
     call_command("backups", rescan=True, stdout=StringIO())
     assert [status for status, _ in runs()] == ["rolled_back"]
     assert "forged" not in runs()[0][1]
+
+
+def test_journal__a_restore_brings_back_the_runs_of_every_database(pending, monkeypatch):
+    """The restored database may hold the run log of other aliases too (one table for all)."""
+    fail_migration(monkeypatch)
+    journal = pending / JOURNAL_FILE
+    other = {**json.loads(journal.read_text()), "database": "reporting"}
+    with journal.open("a") as f:
+        f.write(json.dumps(other) + "\n")
+    call_command("restore", "--latest", interactive=False, stdout=StringIO(), stderr=StringIO())
+    assert sorted(MigrationRun.objects.values_list("database", flat=True)) == ["default", "reporting"]
