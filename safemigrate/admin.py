@@ -675,12 +675,16 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
             text += " " + _("The state before the restore is in the safety backup %s.") % (
                 result.safety_backup.manifest.name
             )
+        if result.unapplied:  # a backup older than the code: pages using newer tables fail
+            text += " " + _("It lacks %(n)d migration(s) of this code: run manage.py migrate now.") % {
+                "n": len(result.unapplied)
+            }
         if _session_survived(request, user_pk):
             restored = Backup.objects.filter(name=manifest.name).first()
             if restored is not None:
                 with contextlib.suppress(DatabaseError):
                     self.log_change(request, restored, f"Restored the database from {manifest.name}")
-            self.message_user(request, text, messages.SUCCESS)
+            self.message_user(request, text, messages.WARNING if result.unapplied else messages.SUCCESS)
         else:
             # The sessions and users were restored too: this login is not in the restored database.
             logout(request)

@@ -148,7 +148,7 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
                 info = adapter.snapshot(writer, workdir=private_workdir(directory), progress=progress)
                 stats = writer.finish()
                 if progress:
-                    progress("finishing reading the backup back to verify it")
+                    progress("verifying the backup (reading the written file back)")
                 # Verified under the temporary name, before anything looks complete; the
                 # manifest is written last, so a file without one is never taken for a backup.
                 verifier.finish(stats)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import BackupNotFound, SafeMigrateError
+from safemigrate.journal import JournalEntry, journal_path, read_journal, utc_iso
 from safemigrate.manifest import (
     MANIFEST_SUFFIX,
     Manifest,
@@ -105,7 +106,8 @@ def forget(name: str) -> None:
 
 
 def sync_catalogue(*, alias: str | None = None) -> dict[str, int]:
-    """Rebuild the catalogue from the folder(s): add/update every manifest, drop rows with neither."""
+    """Rebuild the catalogue from the folder(s): add/update every manifest, drop rows with neither;
+    then add back the migration runs the table lacks from the journal (``sync_runs``)."""
     from safemigrate.models import Backup
 
     aliases = [alias] if alias else _known_aliases()
@@ -127,7 +129,63 @@ def sync_catalogue(*, alias: str | None = None) -> dict[str, int]:
                 removed += 1
     except DatabaseError as exc:
         logger.debug("catalogue not pruned: %s", exc)
-    return {"listed": added, "removed": removed}
+    # Every database's runs: the restored database may hold the run log of the others too.
+    return {"listed": added, "removed": removed, "runs": sync_runs()}
+
+
+def sync_runs(*, alias: str | None = None) -> int:
+    """Add to the MigrationRun table every run of the journal(s) it lacks; how many were added.
+
+    A restore brings the table back as it was in the backup: the runs since then come back from
+    the journal (safemigrate.journal). Rows the journal lacks (runs from before it existed) stay:
+    history is only ever added to.
+    """
+    from safemigrate.models import MigrationRun
+
+    entries: dict[tuple[str, str, str, str, int | None], JournalEntry] = {}
+    paths: set[Path] = set()
+    for each in [alias] if alias else _known_aliases():
+        path = journal_path(each)
+        if path in paths:
+            continue
+        paths.add(path)
+        for entry in read_journal(path):
+            if alias is None or entry.database == alias:
+                entries.setdefault(entry.key, entry)
+    if not entries:
+        return 0
+    runs = MigrationRun.objects.using(router.db_for_write(MigrationRun))
+    try:
+        rows = runs.filter(database__in={e.database for e in entries.values()}).values_list(
+            "database", "started", "status", "host", "pid"
+        )
+        present = {(db, utc_iso(started), status, host, pid) for db, started, status, host, pid in rows}
+        ids = catalogue_ids()
+        missing = [
+            MigrationRun(
+                started=db_datetime(e.started),
+                finished=db_datetime(e.finished) if e.finished else None,
+                duration=e.duration,
+                database=e.database,
+                status=e.status,
+                rollback=e.rollback,
+                plan=e.plan,
+                backup_id=ids.get(e.backup_name),
+                backup_name=e.backup_name,
+                error=e.error,
+                host=e.host,
+                pid=e.pid,
+            )
+            for key, e in entries.items()
+            if key not in present
+        ]
+        runs.bulk_create(missing)
+    except DatabaseError as exc:  # no table yet (a backup older than safemigrate): next time
+        logger.debug("migration runs not rebuilt from the journal: %s", exc)
+        return 0
+    if missing:
+        logger.info("added %d migration run(s) from the journal", len(missing))
+    return len(missing)
 
 
 def _known_aliases() -> list[str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,19 @@ MIN_PASSPHRASE_LENGTH = 16
 """SAFEMIGRATE_ENCRYPTION_KEY shorter than this gets warning W003."""
 
 logger = logging.getLogger("safemigrate")
+
+_quiet: ContextVar[frozenset[str]] = ContextVar("safemigrate_quiet_checks", default=frozenset())
+
+
+@contextlib.contextmanager
+def quiet_checks(*ids: str) -> Iterator[None]:
+    """Leave these check IDs out while ``migrate`` runs its checks: W017 (unapplied migrations)
+    is what it applies, W001 (no verified backup) what a guarded run is about to take."""
+    token = _quiet.set(_quiet.get() | frozenset(ids))
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
 
 
 @checks.register()
@@ -201,8 +217,38 @@ def check_health(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
             logger.debug("health check skipped for %s", alias, exc_info=True)
             continue
         messages.extend(
-            checks.Warning(problem.message, hint=problem.hint, id=problem.id) for problem in health.problems
+            checks.Warning(problem.message, hint=problem.hint, id=problem.id)
+            for problem in health.problems
+            if problem.id not in _quiet.get()
         )
+    return messages
+
+
+@checks.register(checks.Tags.database)
+def check_unapplied(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W017: the database lacks migrations of this code (after restoring an older backup, say).
+
+    A database check like W001 (``check --database``); ``migrate`` leaves it out, being the fix.
+    """
+    from safemigrate.restore import unapplied_migrations
+
+    if "safemigrate.W017" in _quiet.get():
+        return []
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        unapplied = unapplied_migrations(alias=alias)
+        if unapplied:
+            more = f" and {len(unapplied) - 1} more" if len(unapplied) > 1 else ""
+            messages.append(
+                checks.Warning(
+                    f"database {alias!r} lacks {len(unapplied)} migration(s) of this code "
+                    f"({unapplied[0]}{more}): pages that use those tables fail until it is migrated",
+                    hint="Run `manage.py migrate` (it takes a verified backup first).",
+                    id="safemigrate.W017",
+                )
+            )
     return messages
 
 

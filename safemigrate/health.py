@@ -378,7 +378,8 @@ def health_report(*, aliases: list[str] | None = None) -> dict[str, Any]:
                 "backups_total_bytes": health.total_size,
                 "backup_folder_free_bytes": health.free_bytes,
                 "last_offsite_copy": health.last_offsite,
-                "problems": [p.id for p in health.problems if p.unsafe],
+                "problems": [p.id for p in health.problems if p.unsafe]
+                + (["safemigrate.W017"] if unapplied else []),
                 "warnings": [p.id for p in health.problems if not p.unsafe],
             }
         )

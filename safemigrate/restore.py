@@ -46,6 +46,8 @@ class RestoreResult:
     row_counts: dict[str, int]
     kept: str | None = None
     """The replaced database, kept (``keep_replaced``): a renamed database or a copied file."""
+    unapplied: list[str] = field(default_factory=list)
+    """Migrations this code has that the restored database lacks: ``migrate`` must run next."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,48 @@ class RestorePreview:
     """Reasons to doubt this backup fits this database (another database, newer code)."""
     current_error: str | None = None
     """Why the live database cannot be read, if it cannot (often the reason to restore)."""
+    migrate_after: list[str] = field(default_factory=list)
+    """Of ``to_unapply``, those this code has: ``migrate`` must apply them again after the restore."""
+    known: bool = True
+    """False for a file without a manifest: its migrations and row counts are unknown until it is
+    unpacked, so the lists above say nothing about it."""
+
+
+ENGINES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+
+
+def has_manifest(manifest: Manifest) -> bool:
+    """False for one inferred by ``manifest_for_file`` (a real manifest always has a checksum)."""
+    return bool(manifest.sha256)
+
+
+def check_engine(manifest: Manifest, *, alias: str) -> None:
+    """RestoreError at once when ``manifest`` is another engine's backup: no flag makes it fit."""
+    vendor = get_adapter(alias).vendor
+    if manifest.vendor == vendor:
+        return
+    dump = manifest.json_dump and manifest.path and manifest.path.with_name(str(manifest.json_dump["file"]))
+    how = (
+        f"load its JSON dump instead: manage.py restore --json {dump}"
+        if dump
+        else "load a JSON dump instead (make one where the data is with manage.py backup "
+        "--json-only, then run manage.py restore --json FILE here)"
+    )
+    raise RestoreError(
+        f"{manifest.name} is a backup of a {ENGINES.get(manifest.vendor, manifest.vendor)} database "
+        f"and database {alias!r} is {ENGINES.get(vendor, vendor)}: another engine's backup cannot "
+        f"be restored into it. To move the data across engines, {how}"
+    )
+
+
+def unapplied_migrations(*, alias: str) -> list[str]:
+    """The migrations of this code that database ``alias`` lacks ([] when they cannot be read)."""
+    from safemigrate.plan import pending_plan
+
+    try:
+        return [label for label in pending_plan(alias=alias).labels() if not label.startswith("-")]
+    except Exception:  # noqa: BLE001 - an unreadable database is reported elsewhere
+        return []
 
 
 def manifest_for_file(path: Path, *, alias: str) -> Manifest:
@@ -112,11 +156,7 @@ def _stage(
     check_trusted(manifest)
     if not path.is_file():
         raise RestoreError(f"backup file {path} is missing; restore another backup (restore --list)")
-    if manifest.vendor != adapter.vendor:
-        raise RestoreError(
-            f"{manifest.name} is a {manifest.vendor} backup and database {adapter.alias!r} is "
-            f"{adapter.vendor}; to move data across engines use restore --json"
-        )
+    check_engine(manifest, alias=adapter.alias)
     if manifest.size and path.stat().st_size != manifest.size:
         raise RestoreError(
             f"{manifest.name} is {path.stat().st_size} bytes but its manifest says "
@@ -180,6 +220,11 @@ def check_scratch(
         )
         if differ:
             errors = [f"row counts differ from its manifest in {', '.join(differ[:5])}"]
+    if errors and not has_manifest(manifest):
+        raise RestoreError(
+            f"{manifest.name} is damaged or truncated ({errors[0]}); it has no manifest, so there "
+            "is no checksum to compare it with. The database was not changed. Restore another backup"
+        )
     if errors:
         raise RestoreError(
             f"{manifest.name} does not hold the database its manifest describes ({errors[0]}); "
@@ -257,13 +302,19 @@ def restore_backup(
             )
         _clear_caches()
         if resync_catalogue:
-            # The catalogue was restored too: list every backup in the folder again.
+            # The catalogue and the run log were restored too: rebuild them from the folder.
             catalogue.sync_catalogue(alias=alias)
     duration = time.monotonic() - started
+    unapplied = unapplied_migrations(alias=alias)  # the caller says "run migrate" (not a rollback)
     send(restore_done, alias=alias, backup=backup, safety_backup=safety and safety.manifest)
     logger.info("restored %s into %s in %.2fs", backup.name, adapter.database_name(), duration)
     return RestoreResult(
-        manifest=backup, safety_backup=safety, duration=duration, row_counts=counts, kept=kept
+        manifest=backup,
+        safety_backup=safety,
+        duration=duration,
+        row_counts=counts,
+        kept=kept,
+        unapplied=unapplied,
     )
 
 
@@ -326,19 +377,27 @@ def restore_preview(*, backup: Manifest, alias: str = "default") -> RestorePrevi
             f"the backup has {len(unknown)} migration(s) this code does not know "
             f"(e.g. {unknown[0]}): it was made by newer code"
         )
+    if backup.vendor != adapter.vendor:
+        try:
+            check_engine(backup, alias=alias)
+        except RestoreError as exc:
+            warnings.append(str(exc))
     if backup.database != alias:
         warnings.append(f"the backup is of database {backup.database!r}, not {alias!r}")
     own_name = adapter.database_name()
     if backup.database_name and own_name and Path(backup.database_name).name != Path(own_name).name:
         warnings.append(f"the backup was made from {backup.database_name}, not {own_name}")
     tables = sorted(set(backup.row_counts) | set(now_counts))
+    described = has_manifest(backup)
     return RestorePreview(
         manifest=backup,
         current_migrations=current,
-        to_unapply=sorted(f"{a}.{n}" for a, n in now - then),
-        to_reapply=sorted(f"{a}.{n}" for a, n in then - now),
+        to_unapply=sorted(f"{a}.{n}" for a, n in now - then) if described else [],
+        to_reapply=sorted(f"{a}.{n}" for a, n in then - now) if described else [],
+        migrate_after=sorted(f"{a}.{n}" for a, n in (now - then) & known) if described else [],
         unknown_to_code=unknown,
-        row_counts=[(t, backup.row_counts.get(t), now_counts.get(t)) for t in tables],
+        row_counts=[(t, backup.row_counts.get(t), now_counts.get(t)) for t in tables] if described else [],
         warnings=warnings,
         current_error=current_error,
+        known=described,
     )

@@ -24,7 +24,7 @@ from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
-from safemigrate import catalogue, interrupts
+from safemigrate import catalogue, interrupts, journal
 from safemigrate.backup import BackupResult, create_backup
 from safemigrate.exceptions import (
     IntegrityCheckFailed,
@@ -71,7 +71,7 @@ class _Run:
             fields["backup_name"] = backup.manifest.name
             fields["backup_id"] = catalogue.catalogue_ids().get(backup.manifest.name)
         try:
-            MigrationRun.objects.create(
+            row = MigrationRun(
                 started=self.started_at,
                 finished=timezone.now(),  # naive local time when USE_TZ is False
                 duration=time.monotonic() - self.started,
@@ -84,6 +84,8 @@ class _Run:
                 pid=os.getpid(),
                 **fields,
             )
+            journal.append_run(row)  # beside the backups, so no restore rewinds it (journal.py)
+            row.save()
         except DatabaseError as exc:
             logger.debug("migration run not recorded: %s", exc)
         from safemigrate import signals  # every outcome is announced once, here

@@ -370,7 +370,7 @@ class Adapter(VendorAdapter):
             with path.open("rb") as f:
                 head = f.read(len(SQLITE_MAGIC))
             if not head:
-                raise RestoreError("the backup is empty")
+                raise RestoreError("the backup holds no data (empty or truncated)")
             if head != SQLITE_MAGIC:
                 raise RestoreError("the backup does not contain an SQLite database")
         except BaseException:

@@ -202,7 +202,8 @@ def test_safemigrate__disk_full_refuses_migration_and_leaves_no_partial_file(tmp
     )
     assert result.returncode == 1
     assert_one_line_error(result.stderr, "backup failed", "nothing was changed", "SAFEMIGRATE_BACKUP_DIR")
-    assert files_in(tmp_path / "backups") == []
+    # Nothing but the run journal (the refused run is logged) and its lock.
+    assert [p.name for p in files_in(tmp_path / "backups")] == [".manifests.lock", ".safemigrate-runs.jsonl"]
     assert table_dump(db) == before  # not migrated, not changed
 
 

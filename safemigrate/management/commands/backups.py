@@ -48,7 +48,8 @@ class Command(SafeMigrateCommand):
             if format == "text":
                 self.stdout.write(
                     f"Catalogue rebuilt: {summary['listed']} backup(s) listed, "
-                    f"{summary['removed']} stale row(s) removed."
+                    f"{summary['removed']} stale row(s) removed, "
+                    f"{summary['runs']} migration run(s) added from the journal."
                 )
         backups = catalogue.list_backups(alias=alias)
         ids = catalogue.catalogue_ids()

@@ -11,7 +11,21 @@ from safemigrate import catalogue
 from safemigrate.jsondump import load_json_dump
 from safemigrate.management.base import SafeMigrateCommand, human_size
 from safemigrate.manifest import Manifest
-from safemigrate.restore import manifest_for_file, restore_backup, restore_preview
+from safemigrate.restore import (
+    RestorePreview,
+    check_engine,
+    manifest_for_file,
+    restore_backup,
+    restore_preview,
+)
+
+MAX_TABLES = 20
+"""Tables listed in the preview; the rest are counted."""
+UNKNOWN = "unknown — no manifest"
+
+
+def _rows(count: int | None) -> str:
+    return "no table" if count is None else f"{count:,} rows"
 
 
 class Command(SafeMigrateCommand):
@@ -102,19 +116,9 @@ class Command(SafeMigrateCommand):
             self.stdout.write(f"Fetched {manifest.name} into {manifest.file_path.parent}")
         else:
             manifest = self._choose(backup, latest, file, database)
+        check_engine(manifest, alias=database)  # before any advice: no flag makes it fit
         preview = restore_preview(backup=manifest, alias=database)
-        self.stdout.write(f"Restore {manifest.name} ({manifest.created}, {human_size(manifest.size)})")
-        self.stdout.write(f"  into database {database!r}")
-        if preview.to_unapply:
-            self.stdout.write(f"  migrations that will be un-applied: {', '.join(preview.to_unapply)}")
-        if preview.to_reapply:
-            self.stdout.write(f"  migrations that will be applied again: {', '.join(preview.to_reapply)}")
-        changed = [(t, then, now) for t, then, now in preview.row_counts if then != now]
-        for table, then, now in changed[:20]:
-            self.stdout.write(
-                f"  {table}: {now if now is not None else '-'} rows now -> "
-                f"{then if then is not None else '-'} after restore"
-            )
+        self._describe(preview, database=database)
         if preview.current_error:
             self.stdout.write(f"  note: {preview.current_error}")
         for warning in preview.warnings:
@@ -141,6 +145,47 @@ class Command(SafeMigrateCommand):
                 f"({sum(result.row_counts.values()):,} rows)."
             )
         )
+        if result.unapplied:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The restored database lacks {len(result.unapplied)} migration(s) of this code "
+                    f"({', '.join(result.unapplied[:3])}{', …' if len(result.unapplied) > 3 else ''}): "
+                    "run `python manage.py migrate` now, before the site serves requests."
+                )
+            )
+
+    def _describe(self, preview: RestorePreview, *, database: str) -> None:
+        """What the restore will change; what a file without a manifest cannot tell, said so."""
+        manifest = preview.manifest
+        when = manifest.created[:19].replace("T", " ") + " UTC"
+        if not preview.known:
+            self.stdout.write(
+                f"Restore {manifest.name} ({human_size(manifest.size)}; no manifest; file modified {when})"
+            )
+            self.stdout.write(f"  into database {database!r}")
+            self.stdout.write(f"  migrations in the file: {UNKNOWN}")
+            self.stdout.write(f"  rows in the file: {UNKNOWN}")
+            self.stdout.write(
+                f"  checksum: {UNKNOWN}; the file is checked as it is unpacked (a sound database)"
+            )
+            return
+        self.stdout.write(f"Restore {manifest.name} (made {when}, {human_size(manifest.size)})")
+        self.stdout.write(f"  into database {database!r}")
+        if preview.to_unapply:
+            self.stdout.write(f"  migrations that will be un-applied: {', '.join(preview.to_unapply)}")
+            if preview.migrate_after == preview.to_unapply:
+                self.stdout.write("  (this code has them: run migrate after the restore)")
+            elif preview.migrate_after:
+                self.stdout.write(
+                    f"  (this code has {', '.join(preview.migrate_after)}: run migrate after the restore)"
+                )
+        if preview.to_reapply:
+            self.stdout.write(f"  migrations that will be applied again: {', '.join(preview.to_reapply)}")
+        changed = [(t, then, now) for t, then, now in preview.row_counts if then != now]
+        for table, then, now in changed[:MAX_TABLES]:
+            self.stdout.write(f"  {table}: {_rows(now)} now -> {_rows(then)} after restore")
+        if len(changed) > MAX_TABLES:
+            self.stdout.write(f"  … and {len(changed) - MAX_TABLES} more tables")
 
     def _load_json(
         self, path: Path, *, database: str, replace: bool, safety_backup: bool, interactive: bool

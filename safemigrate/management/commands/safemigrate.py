@@ -10,6 +10,7 @@ from django.core.management.commands.migrate import Command as MigrateCommand
 from django.db.migrations.exceptions import InconsistentMigrationHistory, NodeNotFoundError
 
 from safemigrate import interrupts
+from safemigrate.checks import quiet_checks
 from safemigrate.conf import get_settings, is_test_database
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.management.base import command_error
@@ -24,6 +25,8 @@ class Command(MigrateCommand):
     """``safemigrate --plan`` annotates risks; ``migrate --plan`` (migrate.py) prints Django's own plan."""
     migrating = False
     """Set once Django's migrate starts changing the database: what an interrupt message may claim."""
+    backing_up = False
+    """This run has a plan, so it takes a verified backup: W001 would only be noise."""
 
     help = (
         "Updates database schema safely: checks the database, takes a verified backup, migrates, "
@@ -57,6 +60,27 @@ class Command(MigrateCommand):
                     returncode=130,
                 ) from exc
             raise CommandError("interrupted before migrating; nothing was changed", returncode=130) from exc
+
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        """Django's checks, without W017 (this applies the migrations) nor, when it takes a
+        backup, W001 (no verified backup): ``check --database`` and the admin still say them."""
+        quiet = ("safemigrate.W017", "safemigrate.W001") if self.backing_up else ("safemigrate.W017",)
+        with quiet_checks(*quiet):
+            super().check(*args, **kwargs)
+
+    def get_check_kwargs(self, options: dict[str, Any]) -> Any:
+        """The checks run before ``handle``: decide here whether this run takes a backup."""
+        self.backing_up = not (options["no_backup"] or options["fake"]) and self._has_plan(options)
+        return super().get_check_kwargs(options)
+
+    def _has_plan(self, options: dict[str, Any]) -> bool:
+        try:
+            plan = pending_plan(
+                alias=options["database"], app_label=options["app_label"], target=options["migration_name"]
+            )
+        except Exception:  # noqa: BLE001 - Django's migrate reports a bad target in its own words
+            return False
+        return not plan.is_empty
 
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
