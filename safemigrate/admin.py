@@ -808,11 +808,8 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
 
 def _rebuilt_tables() -> set[str]:
     """Tables a restore does not bring back as they were: rebuilt from the backup folder after it
-    (the catalogue from the manifests; the run log from its journal, where there is one)."""
-    tables = {Backup._meta.db_table}
-    if hasattr(catalogue, "sync_runs"):  # the run journal (issue #15, merged separately)
-        tables.add(MigrationRun._meta.db_table)
-    return tables
+    (the catalogue from the manifests, the run log from its journal)."""
+    return {Backup._meta.db_table, MigrationRun._meta.db_table}
 
 
 def _login_warning(user: Any, manifest: Manifest) -> str:
