@@ -33,7 +33,7 @@ from safemigrate.exceptions import (
     SafeMigrateError,
 )
 from safemigrate.integrity import ensure_healthy
-from safemigrate.lock import migration_lock
+from safemigrate.lock import migration_lock, migration_running
 from safemigrate.models import MigrationRun
 from safemigrate.plan import MigrationPlan, pending_plan
 from safemigrate.restore import restore_backup
@@ -149,7 +149,7 @@ def safe_migrate(
     result: SafeMigrateResult | None = None
     with interrupts.interruptible():
         try:
-            with migration_lock(alias=alias):
+            with migration_lock(alias=alias), migration_running(alias=alias):  # the fence
                 result = _locked(
                     alias=alias,
                     run_migrate=run_migrate,

@@ -208,6 +208,19 @@ class VendorAdapter(abc.ABC):
     def note_lock_holder(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Record who holds the lock, for ``lock_holder`` in other processes; no-op if unneeded."""
 
+    def mark_migrating(self, *, on: bool) -> None:  # noqa: B027 - optional
+        """While holding the lock, say (``on``) or unsay that it is held for a migration.
+
+        Held by the lock's own session or file, so it ends with the process: never stale.
+        """
+
+    def migration_running(self) -> bool:
+        """Is the lock held for a migration (not a backup, verify or rotation)? Cheap: per request.
+
+        Vendors that cannot tell answer whether the lock is held at all (fencing more, never less).
+        """
+        return self.lock_is_held()
+
     @contextlib.contextmanager
     def lock(self, *, timeout: float, poll: float = 0.2) -> Iterator[None]:
         """Hold the migration lock, waiting up to ``timeout`` seconds."""

@@ -216,6 +216,7 @@ class Adapter(VendorAdapter):
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         super().__init__(connection)
         self._lock_fd: int | None = None
+        self._migrating_fd: int | None = None
 
     # --- identity -------------------------------------------------------------------------
     @property
@@ -620,13 +621,11 @@ class Adapter(VendorAdapter):
         atomic.__exit__(None, None, None)
 
     # --- lock: an OS file lock beside the database; the kernel drops it if the process dies --
-    def _lock_path(self) -> Path | None:
-        return None if self.path is None else self.path.with_name(self.path.name + ".safemigrate-lock")
+    def _lock_path(self, kind: str = "lock") -> Path | None:
+        return None if self.path is None else self.path.with_name(f"{self.path.name}.safemigrate-{kind}")
 
-    def try_lock(self) -> bool:
-        path = self._lock_path()
-        if path is None:
-            return True  # an in-memory database belongs to this process alone
+    @staticmethod
+    def _open_lock_file(path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Never through a symlink (it would truncate whatever it points at), and only our own file.
         try:
@@ -637,6 +636,13 @@ class Adapter(VendorAdapter):
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
             os.close(fd)
             raise LockTimeout(f"{path} is not a lock file of this user; remove it (it holds nothing else)")
+        return fd
+
+    def try_lock(self) -> bool:
+        path = self._lock_path()
+        if path is None:
+            return True  # an in-memory database belongs to this process alone
+        fd = self._open_lock_file(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -655,8 +661,30 @@ class Adapter(VendorAdapter):
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
 
-    def lock_is_held(self) -> bool:
-        path = self._lock_path()
+    def mark_migrating(self, *, on: bool) -> None:
+        """A second flock (``<db>.safemigrate-migrating``), held only while a migration runs."""
+        path = self._lock_path("migrating")
+        if path is None:
+            return
+        if on and self._migrating_fd is None:
+            fd = self._open_lock_file(path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # only a lock holder takes it, and we hold the lock
+                os.close(fd)
+                return
+            self._migrating_fd = fd
+        elif not on and self._migrating_fd is not None:
+            os.close(self._migrating_fd)
+            self._migrating_fd = None
+
+    def migration_running(self) -> bool:
+        if self.path is None:
+            return self._migrating_fd is not None
+        return self.lock_is_held(kind="migrating")
+
+    def lock_is_held(self, kind: str = "lock") -> bool:
+        path = self._lock_path(kind)
         if path is None:
             return self._lock_fd is not None
         try:

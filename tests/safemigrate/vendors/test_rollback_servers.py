@@ -207,7 +207,7 @@ def test_safemigrate__kill_9_on_postgresql_leaves_pre_or_post_state(db):
 
 
 def test_lock_is_held__seen_from_another_connection(db, django_db_blocker):
-    """What the fence middleware asks per unsafe request: held by someone, right now?"""
+    """What the fence middleware asks per unsafe request: held by someone, for a migration, now?"""
     from tests.safemigrate.vendors.servers import adapter_for
 
     holder, asker = adapter_for(db.server, db.name), adapter_for(db.server, db.name)
@@ -216,10 +216,17 @@ def test_lock_is_held__seen_from_another_connection(db, django_db_blocker):
         assert holder.try_lock()
         try:
             assert asker.lock_is_held()
+            assert not asker.migration_running()  # a backup, say: the fence lets writes through
+            holder.mark_migrating(on=True)
+            assert asker.migration_running()
+            holder.mark_migrating(on=False)
+            assert not asker.migration_running()
+            holder.mark_migrating(on=True)
         finally:
-            holder.unlock()
+            holder.unlock()  # ending the session ends the migration mark too
         deadline = time.monotonic() + 10  # the server ends the holder's session asynchronously
-        while asker.lock_is_held() and time.monotonic() < deadline:
+        while (asker.lock_is_held() or asker.migration_running()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not asker.lock_is_held()
+        assert not asker.migration_running()
         asker.connection.close()
