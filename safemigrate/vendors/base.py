@@ -178,6 +178,14 @@ class VendorAdapter(abc.ABC):
         """Did any other connection commit a change since ``marker``? None: cannot tell."""
         return None
 
+    def kept_settings(self, kept: str) -> dict[str, Any]:
+        """Django connection settings for a kept database (``swap_in(keep=True)``'s name)."""
+        raise UnsupportedOperation(f"{self.vendor} cannot open a kept database")
+
+    def drop_kept(self, kept: str) -> None:
+        """Remove a kept database once nothing in it needs keeping; a no-op if it is gone."""
+        raise UnsupportedOperation(f"{self.vendor} cannot drop a kept database")
+
     def refuses_transaction(self, exc: BaseException) -> bool:
         """Did ``exc`` come from a statement this engine will not run inside a transaction?"""
         text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None).lower()

@@ -488,6 +488,15 @@ class Adapter(VendorAdapter):
             conn.close()
         return aside if keep else None
 
+    def kept_settings(self, kept: str) -> dict[str, Any]:
+        settings = dict(self.connection.settings_dict)
+        options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if k not in ("db", "database")}
+        return {**settings, "NAME": kept, "OPTIONS": options}
+
+    def drop_kept(self, kept: str) -> None:
+        with self._cursor(None) as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {_q(kept)}")
+
     # --- checks ---------------------------------------------------------------------------
     def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
         schema = self._schema(scratch)

@@ -561,6 +561,14 @@ class Adapter(VendorAdapter):
                     logger.warning("the previous database was kept as %s (%s); drop it by hand", old, exc)
         return None
 
+    def kept_settings(self, kept: str) -> dict[str, Any]:
+        return {**self.connection.settings_dict, "NAME": kept}
+
+    def drop_kept(self, kept: str) -> None:
+        with contextlib.closing(self._maintenance()) as admin:
+            admin.execute("SET statement_timeout = 0")  # DROP DATABASE waits for a checkpoint
+            self._drop_database(admin, kept)
+
     def _allow_connections(self, admin: psycopg.Connection[Any], name: str, *, allow: bool) -> bool:
         """ALTER DATABASE ... ALLOW_CONNECTIONS; False (logged) where this role may not."""
         try:

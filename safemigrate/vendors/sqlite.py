@@ -514,6 +514,13 @@ class Adapter(VendorAdapter):
         kept.chmod(0o600)
         return str(kept)
 
+    def kept_settings(self, kept: str) -> dict[str, Any]:
+        return {**self.connection.settings_dict, "NAME": kept}
+
+    def drop_kept(self, kept: str) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{kept}{suffix}").unlink(missing_ok=True)
+
     def _replace_file(self, source: Path) -> None:
         """Last resort for a corrupt live file: keep it aside, then rename a complete copy in."""
         if self.path is None:
