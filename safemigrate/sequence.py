@@ -432,22 +432,21 @@ def _restore_after_failure(
                 f"{failed} failed ({reason}) AND the automatic restore failed ({exc}); "
                 f"restore by hand: manage.py restore {name} --no-safety-backup --noinput"
             ) from exc
-        outcome, kept = _kept_outcome(alias, name, result.kept)
+        outcome, note = _kept_outcome(alias, name, result.kept)
         interrupts.settle()
         logger.info("undid the failed migration on %s in %.3fs (restore)", alias, time.monotonic() - started)
-        note = f"; the failed database is kept as {kept}" if kept else ""
         run.record("rolled_back", backup=backup, error=f"{failed}: {reason}{note}", rollback=RESTORE)
         raise MigrationFailed(f"{failed} failed ({reason}); {outcome} {_next_step(reason)}")
 
 
-def _kept_outcome(alias: str, name: str, kept: str | None) -> tuple[str, str | None]:
-    """What the restore left (one sentence), and the kept failed database if it is still there.
+def _kept_outcome(alias: str, name: str, kept: str | None) -> tuple[str, str]:
+    """What the restore left (one sentence), and what the run's record adds (kept copy, dump).
 
     The kept copy is compared with the restored backup (safemigrate.changes): identical, it is
     dropped and nothing was lost; otherwise it stays, with the rows that differ in a dump.
     """
     if kept is None:  # the engine could tell that nobody else wrote
-        return f"the database was restored from {name} and is as it was before.", None
+        return f"the database was restored from {name} and is as it was before.", ""
     restored = f"the database was restored from {name} (taken before the migration)"
     try:
         changes = compare_kept(alias=alias, kept=kept)
@@ -457,7 +456,7 @@ def _kept_outcome(alias: str, name: str, kept: str | None) -> tuple[str, str | N
             f"{restored}; writes by other connections after the backup cannot be ruled out (the "
             f"failed database could not be compared with it: {_reason(exc)}), so the failed "
             f"database is kept as {kept}: copy any such rows from it, then drop it.",
-            kept,
+            f"; the failed database is kept as {kept}",
         )
     if not changes.found:
         try:
@@ -467,12 +466,12 @@ def _kept_outcome(alias: str, name: str, kept: str | None) -> tuple[str, str | N
             return (
                 f"the database was restored from {name} and is as it was before; the failed "
                 f"database holds no row written after the backup, so nothing was lost (drop {kept}).",
-                kept,
+                f"; the failed database {kept} holds nothing more",
             )
         return (
             f"the database was restored from {name} and is as it was before; compared table by "
             "table, the failed database held no row written after the backup, so nothing was lost.",
-            None,
+            "",
         )
     for table in changes.tables:
         if table.deleted:
@@ -489,5 +488,6 @@ def _kept_outcome(alias: str, name: str, kept: str | None) -> tuple[str, str | N
     return (
         f"{restored}; rows differ from the backup, written after it by other connections or by "
         f"the failed migration itself ({changes.summary()}), so {saved}. Drop {kept} when done.",
-        kept,
+        f"; the failed database is kept as {kept}"
+        + (f", changed rows in {changes.dump}" if changes.dump else ""),
     )
