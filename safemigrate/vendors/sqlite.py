@@ -515,7 +515,10 @@ class Adapter(VendorAdapter):
         return str(kept)
 
     def kept_settings(self, kept: str) -> dict[str, Any]:
-        return {**self.connection.settings_dict, "NAME": kept}
+        settings = self.connection.settings_dict
+        # Read only: no init_command (it may switch the copy to WAL, or write).
+        options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if k != "init_command"}
+        return {**settings, "NAME": kept, "OPTIONS": options}
 
     def drop_kept(self, kept: str) -> None:
         for suffix in ("", "-journal", "-wal", "-shm"):
