@@ -153,7 +153,16 @@ def _skipped_tables() -> set[str]:
 
 
 def _columns(conn: BaseDatabaseWrapper, cursor: Any, table: str) -> dict[str, Any]:
-    return {c.name: c.type_code for c in conn.introspection.get_table_description(cursor, table)}
+    return {c.name: c for c in conn.introspection.get_table_description(cursor, table)}
+
+
+def _integer(conn: BaseDatabaseWrapper, info: Any) -> bool:
+    """Does the column hold integers (so Python orders its values as the database does)?"""
+    try:
+        kind = conn.introspection.get_field_type(info.type_code, info)
+    except (KeyError, TypeError, AttributeError):
+        return False
+    return "Integer" in kind or "AutoField" in kind
 
 
 def _compare(live: BaseDatabaseWrapper, kept: BaseDatabaseWrapper) -> list[TableChanges]:
@@ -165,11 +174,17 @@ def _compare(live: BaseDatabaseWrapper, kept: BaseDatabaseWrapper) -> list[Table
         )
         for table in common:
             live_cols, kept_cols = _columns(live, lc, table), _columns(kept, kc, table)
-            cols = [c for c in live_cols if kept_cols.get(c, object()) == live_cols[c]]
+            cols = [
+                c
+                for c, info in live_cols.items()
+                if c in kept_cols and kept_cols[c].type_code == info.type_code
+            ]
             if not cols:
                 continue
             pk = live.introspection.get_primary_key_column(lc, table)
-            if pk in cols:
+            if pk in cols and _integer(live, live_cols[pk]):
+                changes = _compare_merged((live, lc), (kept, kc), table, pk, [c for c in cols if c != pk])
+            elif pk in cols:
                 changes = _compare_keyed((live, lc), (kept, kc), table, pk, [c for c in cols if c != pk])
             else:
                 changes = _compare_unkeyed((live, lc), (kept, kc), table, cols)
@@ -210,7 +225,31 @@ _Side = tuple[BaseDatabaseWrapper, Any]
 """A connection and an open cursor of it."""
 
 
+def _compare_merged(live: _Side, kept: _Side, table: str, pk: str, cols: list[str]) -> TableChanges:
+    """Integer primary keys: both tables read once in key order, side by side (a merge join)."""
+    new: list[Any] = []
+    changed: list[Any] = []
+    deleted: list[Any] = []
+    end: tuple[Any, ...] = (None,)  # a sentinel: compared by identity
+    before = (row for rows in _pages(*live, table, pk, cols) for row in rows)
+    after = (row for rows in _pages(*kept, table, pk, cols) for row in rows)
+    a, b = next(before, end), next(after, end)
+    while a is not end or b is not end:
+        if b is end or (a is not end and a[0] < b[0]):
+            deleted.append(a[0])
+            a = next(before, end)
+        elif a is end or b[0] < a[0]:
+            new.append(b[0])
+            b = next(after, end)
+        else:
+            if tuple(a[1:]) != tuple(b[1:]):
+                changed.append(b[0])
+            a, b = next(before, end), next(after, end)
+    return TableChanges(table=table, new=new, changed=changed, deleted=deleted)
+
+
 def _compare_keyed(live: _Side, kept: _Side, table: str, pk: str, cols: list[str]) -> TableChanges:
+    """Other primary keys (text, UUID): the kept rows looked up page by page in the live table."""
     new: list[Any] = []
     changed: list[Any] = []
     deleted: list[Any] = []

@@ -65,3 +65,32 @@ def test_compare_kept__a_table_the_dump_cannot_hold_is_named(kept):
     changes = compare_kept(alias="default", kept=str(kept))
     assert changes.not_dumped == ["migrapp_item"]
     assert changes.dump is None
+
+
+def test_compare_kept__text_keys_and_a_table_without_a_key(tmp_path, backup_dir):
+    """Keys Python may order unlike the database are looked up; keyless rows are counted."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE textkeyed (k TEXT PRIMARY KEY, v INTEGER)")
+        cursor.execute("CREATE TABLE keyless (v INTEGER)")
+        cursor.execute("INSERT INTO textkeyed VALUES ('b', 1), ('a', 2), ('C', 3)")
+        cursor.execute("INSERT INTO keyless VALUES (1), (1), (2)")
+    try:
+        path = tmp_path / "kept"
+        dst = sqlite3.connect(path)
+        connection.connection.backup(dst)
+        dst.execute("UPDATE textkeyed SET v = 9 WHERE k = 'a'")
+        dst.execute("DELETE FROM textkeyed WHERE k = 'C'")
+        dst.execute("INSERT INTO textkeyed VALUES ('z', 0)")
+        dst.execute("DELETE FROM keyless WHERE v = 2")
+        dst.execute("INSERT INTO keyless VALUES (3)")
+        dst.commit()
+        dst.close()
+        changes = compare_kept(alias="default", kept=str(path))
+        assert changes.summary() == (
+            "keyless: 2 differing; textkeyed: 1 new, 1 changed, 1 not in the failed database (pk C)"
+        )
+        assert changes.not_dumped == ["keyless", "textkeyed"]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE textkeyed")
+            cursor.execute("DROP TABLE keyless")
