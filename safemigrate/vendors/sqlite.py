@@ -432,6 +432,15 @@ class Adapter(VendorAdapter):
         scratch = _own(scratch)
         kept = None
         try:
+            if keep and self.path is not None and self._wal():
+                try:
+                    kept = self._copy_keeping(scratch, before_commit)
+                except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:  # rolled back: as below
+                    logger.warning("restore keeping the copy inside its write lock failed (%s)", exc)
+                if kept is not None:
+                    if progress:
+                        progress("database restored")
+                    return kept
             if keep and self.path is not None:
                 try:
                     kept = self._keep_copy(self._live())
@@ -471,6 +480,64 @@ class Adapter(VendorAdapter):
         if progress:
             progress("database restored")
         return kept
+
+    def _wal(self) -> bool:
+        try:
+            return str(self._live().execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
+        except (sqlite3.Error, DjangoDatabaseError):
+            return False
+
+    def _copy_keeping(self, scratch: SQLiteScratch, before_commit: Callable[[], None] | None) -> str | None:
+        """The restore's copy, with the failed database kept from inside its write transaction.
+
+        After the first step the copy holds the write lock and has committed nothing, so a
+        reader sees the failed database with every write any connection committed, and no
+        writer can commit until the restore does: no write falls between the kept copy and the
+        restore. WAL only (there readers go on beside a writer). None: too small to pause in.
+        """
+        live = self._live()
+        if live.in_transaction:
+            raise RestoreError("cannot restore inside a transaction; run it outside atomic()")
+        src = sqlite3.connect(scratch.path)
+        kept: list[str] = []
+        try:
+            total = src.execute("PRAGMA page_count").fetchone()[0]
+            if total < 2:
+                return None
+            pages = min(_GATED_STEP, total // 2)  # never all in one step: the copy comes between
+            gated = before_commit is None
+
+            def step(status: int, remaining: int, count: int) -> None:
+                nonlocal gated
+                if not kept:
+                    kept.append(self._keep_committed())
+                if not gated and remaining <= pages and before_commit is not None:
+                    gated = True
+                    before_commit()
+
+            src.backup(live, pages=pages, progress=step)
+        except BaseException:
+            for path in kept:  # the restore was rolled back: the live database is the failed one
+                self.drop_kept(path)
+            raise
+        finally:
+            src.close()
+        return kept[0] if kept else None
+
+    def _keep_committed(self) -> str:
+        """A copy of what is committed in the live file, read through a connection of our own."""
+        assert self.path is not None  # noqa: S101 - callers check
+        try:
+            reader = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=0)
+            try:
+                return self._keep_copy(reader)
+            finally:
+                reader.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise RestoreError(
+                f"cannot keep a copy of {self.path} before restoring ({exc}); the live "
+                "database was not changed. Free space beside it and restore again"
+            ) from exc
 
     def _copy_into_live(self, scratch: SQLiteScratch, before_commit: Callable[[], None] | None) -> None:
         live = self._live()
