@@ -26,7 +26,6 @@ from django.utils import timezone
 
 from safemigrate import catalogue, interrupts
 from safemigrate.backup import BackupResult, create_backup
-from safemigrate.changes import compare_kept
 from safemigrate.exceptions import (
     IntegrityCheckFailed,
     Interrupted,
@@ -447,6 +446,8 @@ def _kept_outcome(alias: str, name: str, kept: str | None) -> tuple[str, str]:
     """
     if kept is None:  # the engine could tell that nobody else wrote
         return f"the database was restored from {name} and is as it was before.", ""
+    from safemigrate.changes import compare_kept  # only here: every migrate imports this module
+
     restored = f"the database was restored from {name} (taken before the migration)"
     try:
         changes = compare_kept(alias=alias, kept=kept)
