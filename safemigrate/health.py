@@ -211,6 +211,11 @@ def backup_health(
                     "the migration and run migrate again."
                     if last_run.rollback == "transaction"
                     else f"The database was restored from {last_run.backup_name or 'its backup'}; "
+                    "the failed database was kept and the rows that differ dumped (both named "
+                    "above): fix the migration, run migrate again, review the dump and load it "
+                    "with manage.py loaddata, then drop the kept database."
+                    if "changed rows in" in last_run.error
+                    else f"The database was restored from {last_run.backup_name or 'its backup'}; "
                     "the failed database was kept (named above): copy any rows written meanwhile "
                     "from it, drop it, fix the migration and run migrate again."
                     if "kept as" in last_run.error

@@ -42,3 +42,26 @@ def migration_lock(*, alias: str, timeout: float | None = None) -> Iterator[None
 def lock_is_held(*, alias: str) -> bool:
     """Is a safemigrate run (migration, restore, backup, rotation) holding ``alias``'s lock now?"""
     return get_adapter(alias).lock_is_held()
+
+
+@contextlib.contextmanager
+def migration_running(*, alias: str) -> Iterator[None]:
+    """Inside ``migration_lock``: the lock is held for a migration, which the fence asks about.
+
+    Held by the vendor the way the lock is (a session, a file lock), so a killed process leaves
+    nothing behind that would fence writers forever.
+    """
+    adapter = get_adapter(alias)
+    adapter.mark_migrating(on=True)
+    try:
+        yield
+    finally:
+        adapter.mark_migrating(on=False)
+
+
+def migration_in_progress(*, alias: str) -> bool:
+    """Is a migration (with its backup and any rollback) running on ``alias`` now?
+
+    Plain backups, verification, rotation and restores hold the lock too, but not this.
+    """
+    return get_adapter(alias).migration_running()

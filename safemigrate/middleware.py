@@ -1,7 +1,8 @@
-"""The fence: while safemigrate holds a database's lock, unsafe HTTP methods wait outside.
+"""The fence: while safemigrate migrates a database, unsafe HTTP methods wait outside.
 
 A failed migration that must be undone by restoring the backup (MariaDB/MySQL, non-atomic plans)
-would otherwise race the application's own writers; reads keep working. Add it to MIDDLEWARE:
+would otherwise race the application's own writers; reads keep working. Plain backups, verification
+and rotation take the same lock but do not fence: only a migration run does. Add it to MIDDLEWARE:
 ``"safemigrate.middleware.MigrationFenceMiddleware"``.
 """
 
@@ -15,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 
 from safemigrate.conf import get_settings
 from safemigrate.exceptions import SafeMigrateError
-from safemigrate.lock import lock_is_held
+from safemigrate.lock import migration_in_progress
 
 logger = logging.getLogger("safemigrate")
 
@@ -23,7 +24,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 class MigrationFenceMiddleware:
-    """503 + Retry-After for POST/PUT/PATCH/DELETE while a migration, restore or backup runs."""
+    """503 + Retry-After for POST/PUT/PATCH/DELETE while a migration (and its rollback) runs."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -42,7 +43,7 @@ class MigrationFenceMiddleware:
     def _fenced(self) -> bool:
         for alias in connections:
             try:
-                if lock_is_held(alias=alias):
+                if migration_in_progress(alias=alias):
                     return True
             except SafeMigrateError:  # a vendor safemigrate does not guard: nothing to fence
                 continue

@@ -33,7 +33,7 @@ from safemigrate.exceptions import (
     SafeMigrateError,
 )
 from safemigrate.integrity import ensure_healthy
-from safemigrate.lock import migration_lock
+from safemigrate.lock import migration_lock, migration_running
 from safemigrate.models import MigrationRun
 from safemigrate.plan import MigrationPlan, pending_plan
 from safemigrate.restore import restore_backup
@@ -151,7 +151,7 @@ def safe_migrate(
     result: SafeMigrateResult | None = None
     with interrupts.interruptible():
         try:
-            with migration_lock(alias=alias):
+            with migration_lock(alias=alias), migration_running(alias=alias):  # the fence
                 result = _locked(
                     alias=alias,
                     run_migrate=run_migrate,
@@ -433,21 +433,64 @@ def _restore_after_failure(
                 f"{failed} failed ({reason}) AND the automatic restore failed ({exc}); "
                 f"restore by hand: manage.py restore {name} --no-safety-backup --noinput"
             ) from exc
-        if result.kept is None:
-            outcome = f"the database was restored from {name} and is as it was before."
-        else:
-            who = (
-                "other connections wrote to it after the backup"
-                if changed
-                else "writes by other connections after the backup cannot be ruled out"
-            )
-            outcome = (
-                f"the database was restored from {name} (taken before the migration); {who}, so "
-                f"the failed database is kept as {result.kept}: copy any such rows from it, then "
-                "drop it."
-            )
+        outcome, note = _kept_outcome(alias, name, result.kept)
         interrupts.settle()
         logger.info("undid the failed migration on %s in %.3fs (restore)", alias, time.monotonic() - started)
-        kept = f"; the failed database is kept as {result.kept}" if result.kept else ""
-        run.record("rolled_back", backup=backup, error=f"{failed}: {reason}{kept}", rollback=RESTORE)
+        run.record("rolled_back", backup=backup, error=f"{failed}: {reason}{note}", rollback=RESTORE)
         raise MigrationFailed(f"{failed} failed ({reason}); {outcome} {_next_step(reason)}")
+
+
+def _kept_outcome(alias: str, name: str, kept: str | None) -> tuple[str, str]:
+    """What the restore left (one sentence), and what the run's record adds (kept copy, dump).
+
+    The kept copy is compared with the restored backup (safemigrate.changes): identical, it is
+    dropped and nothing was lost; otherwise it stays, with the rows that differ in a dump.
+    """
+    if kept is None:  # the engine could tell that nobody else wrote
+        return f"the database was restored from {name} and is as it was before.", ""
+    from safemigrate.changes import compare_kept  # only here: every migrate imports this module
+
+    restored = f"the database was restored from {name} (taken before the migration)"
+    try:
+        changes = compare_kept(alias=alias, kept=kept)
+    except Exception as exc:  # noqa: BLE001 - then nothing is ruled out: the copy stays
+        logger.error("cannot compare the kept failed database %s with %s: %s", kept, name, exc)
+        return (
+            f"{restored}; writes by other connections after the backup cannot be ruled out (the "
+            f"failed database could not be compared with it: {_reason(exc)}), so the failed "
+            f"database is kept as {kept}: copy any such rows from it, then drop it.",
+            f"; the failed database is kept as {kept}",
+        )
+    if not changes.found:
+        try:
+            get_adapter(alias).drop_kept(kept)
+        except Exception as exc:  # noqa: BLE001 - harmless: it holds nothing more than the backup
+            logger.warning("could not drop the kept failed database %s (%s); drop it by hand", kept, exc)
+            return (
+                f"the database was restored from {name} and is as it was before; the failed "
+                f"database holds no row written after the backup, so nothing was lost (drop {kept}).",
+                f"; the failed database {kept} holds nothing more",
+            )
+        return (
+            f"the database was restored from {name} and is as it was before; compared table by "
+            "table, the failed database held no row written after the backup, so nothing was lost.",
+            "",
+        )
+    for table in changes.tables:
+        if table.deleted:
+            logger.warning("rows deleted after the backup from %s (keys): %s", table.table, table.deleted)
+    saved = f"the failed database is kept as {kept}"
+    if changes.dump is not None:
+        saved += (
+            f" and its {changes.dumped} new and changed rows of the project's models are in "
+            f"{changes.dump} (review, then load with manage.py loaddata {changes.dump}; after "
+            "migrating if the fixed migration changes those models)"
+        )
+    if changes.not_dumped:
+        saved += f"; the rows of {', '.join(changes.not_dumped)} are only in the kept copy"
+    return (
+        f"{restored}; rows differ from the backup, written after it by other connections or by "
+        f"the failed migration itself ({changes.summary()}), so {saved}. Drop {kept} when done.",
+        f"; the failed database is kept as {kept}"
+        + (f", changed rows in {changes.dump}" if changes.dump else ""),
+    )

@@ -178,6 +178,14 @@ class VendorAdapter(abc.ABC):
         """Did any other connection commit a change since ``marker``? None: cannot tell."""
         return None
 
+    def kept_settings(self, kept: str) -> dict[str, Any]:
+        """Django connection settings for a kept database (``swap_in(keep=True)``'s name)."""
+        raise UnsupportedOperation(f"{self.vendor} cannot open a kept database")
+
+    def drop_kept(self, kept: str) -> None:
+        """Remove a kept database once nothing in it needs keeping; a no-op if it is gone."""
+        raise UnsupportedOperation(f"{self.vendor} cannot drop a kept database")
+
     def refuses_transaction(self, exc: BaseException) -> bool:
         """Did ``exc`` come from a statement this engine will not run inside a transaction?"""
         text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None).lower()
@@ -207,6 +215,19 @@ class VendorAdapter(abc.ABC):
 
     def note_lock_holder(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional
         """Record who holds the lock, for ``lock_holder`` in other processes; no-op if unneeded."""
+
+    def mark_migrating(self, *, on: bool) -> None:  # noqa: B027 - optional
+        """While holding the lock, say (``on``) or unsay that it is held for a migration.
+
+        Held by the lock's own session or file, so it ends with the process: never stale.
+        """
+
+    def migration_running(self) -> bool:
+        """Is the lock held for a migration (not a backup, verify or rotation)? Cheap: per request.
+
+        Vendors that cannot tell answer whether the lock is held at all (fencing more, never less).
+        """
+        return self.lock_is_held()
 
     @contextlib.contextmanager
     def lock(self, *, timeout: float, poll: float = 0.2) -> Iterator[None]:

@@ -46,6 +46,8 @@ _DATA_HEADER = re.compile(rb"^-- Dumping data for table `((?:[^`]|``)*)`")
 _STRUCTURE_HEADER = re.compile(rb"^-- Table structure for table `([^`]*)`")
 _DUMP_DONE = b"-- Dump completed"
 _SYSTEM_COMMANDS = ("Daemon", "Binlog Dump", "Slave_IO", "Slave_SQL", "Slave_worker")
+_MIGRATING = "safemigrate-migrating"
+"""Prefix of a second named lock, held beside the lock only while a migration runs."""
 
 
 class MySQLScratch(Scratch):
@@ -486,6 +488,15 @@ class Adapter(VendorAdapter):
             conn.close()
         return aside if keep else None
 
+    def kept_settings(self, kept: str) -> dict[str, Any]:
+        settings = dict(self.connection.settings_dict)
+        options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if k not in ("db", "database")}
+        return {**settings, "NAME": kept, "OPTIONS": options}
+
+    def drop_kept(self, kept: str) -> None:
+        with self._cursor(None) as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {_q(kept)}")
+
     # --- checks ---------------------------------------------------------------------------
     def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
         schema = self._schema(scratch)
@@ -535,10 +546,10 @@ class Adapter(VendorAdapter):
             yield
 
     # --- lock: GET_LOCK on a dedicated connection -----------------------------------------
-    def _lock_name(self) -> str:
-        name = f"safemigrate:{self.live_name}"
+    def _lock_name(self, prefix: str = "safemigrate") -> str:
+        name = f"{prefix}:{self.live_name}"
         if len(name) > 64:
-            name = "safemigrate:" + hashlib.sha256(self.live_name.encode()).hexdigest()[:40]
+            name = f"{prefix}:" + hashlib.sha256(self.live_name.encode()).hexdigest()[:40]
         return name
 
     def try_lock(self) -> bool:
@@ -565,10 +576,21 @@ class Adapter(VendorAdapter):
         if conn is not None:
             conn.close()  # ending the session releases the lock
 
-    def lock_is_held(self) -> bool:
+    def lock_is_held(self, prefix: str = "safemigrate") -> bool:
         with self.connection.cursor() as cursor:  # Django's: no new connection per request
-            cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name()])
+            cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name(prefix)])
             return cursor.fetchone()[0] is not None
+
+    def mark_migrating(self, *, on: bool) -> None:
+        """A second named lock on the lock's own session: it ends with that session."""
+        if self._lock_conn is None:
+            return
+        call = "GET_LOCK(%s, 0)" if on else "RELEASE_LOCK(%s)"
+        with contextlib.suppress(MySQLdb.Error), self._lock_conn.cursor() as cursor:
+            cursor.execute(f"SELECT {call}", [self._lock_name(_MIGRATING)])
+
+    def migration_running(self) -> bool:
+        return self.lock_is_held(_MIGRATING)
 
     def lock_holder(self) -> str | None:
         try:

@@ -55,6 +55,7 @@ logger = logging.getLogger("safemigrate")
 
 PGDUMP_MAGIC = b"PGDMP"
 _LOCK_CLASS = 0x5AFE  # first key of pg_try_advisory_lock(int, int): "safemigrate"
+_MIGRATING_CLASS = 0x5AFF  # held beside the lock only while a migration runs (the fence asks)
 _MAINTENANCE_DATABASES = ("postgres", "template1")
 _DJANGO_ONLY_PARAMS = ("cursor_factory", "context", "prepare_threshold")
 _SWAP_ATTEMPTS = 10
@@ -560,6 +561,14 @@ class Adapter(VendorAdapter):
                     logger.warning("the previous database was kept as %s (%s); drop it by hand", old, exc)
         return None
 
+    def kept_settings(self, kept: str) -> dict[str, Any]:
+        return {**self.connection.settings_dict, "NAME": kept}
+
+    def drop_kept(self, kept: str) -> None:
+        with contextlib.closing(self._maintenance()) as admin:
+            admin.execute("SET statement_timeout = 0")  # DROP DATABASE waits for a checkpoint
+            self._drop_database(admin, kept)
+
     def _allow_connections(self, admin: psycopg.Connection[Any], name: str, *, allow: bool) -> bool:
         """ALTER DATABASE ... ALLOW_CONNECTIONS; False (logged) where this role may not."""
         try:
@@ -696,14 +705,25 @@ class Adapter(VendorAdapter):
         if conn is not None:
             conn.close()  # ending the session releases the lock
 
-    def lock_is_held(self) -> bool:
+    def lock_is_held(self, lock_class: int = _LOCK_CLASS) -> bool:
         with self.connection.cursor() as cursor:  # Django's: no new connection per request
             cursor.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
                 "AND objid = %s AND objsubid = 2 AND granted)",
-                [_LOCK_CLASS, self._lock_key()],
+                [lock_class, self._lock_key()],
             )
             return bool(cursor.fetchone()[0])
+
+    def mark_migrating(self, *, on: bool) -> None:
+        """A second advisory lock on the lock's own session: it ends with that session."""
+        if self._lock_conn is None:
+            return
+        call = "pg_try_advisory_lock" if on else "pg_advisory_unlock"
+        with contextlib.suppress(psycopg.Error):  # the fence then falls back to "not migrating"
+            self._lock_conn.execute(f"SELECT {call}(%s, %s)", (_MIGRATING_CLASS, self._lock_key()))
+
+    def migration_running(self) -> bool:
+        return self.lock_is_held(_MIGRATING_CLASS)
 
     def lock_holder(self) -> str | None:
         try:

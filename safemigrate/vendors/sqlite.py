@@ -216,6 +216,7 @@ class Adapter(VendorAdapter):
     def __init__(self, connection: BaseDatabaseWrapper) -> None:
         super().__init__(connection)
         self._lock_fd: int | None = None
+        self._migrating_fd: int | None = None
 
     # --- identity -------------------------------------------------------------------------
     @property
@@ -431,6 +432,15 @@ class Adapter(VendorAdapter):
         scratch = _own(scratch)
         kept = None
         try:
+            if keep and self.path is not None and self._wal():
+                try:
+                    kept = self._copy_keeping(scratch, before_commit)
+                except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:  # rolled back: as below
+                    logger.warning("restore keeping the copy inside its write lock failed (%s)", exc)
+                if kept is not None:
+                    if progress:
+                        progress("database restored")
+                    return kept
             if keep and self.path is not None:
                 try:
                     kept = self._keep_copy(self._live())
@@ -470,6 +480,64 @@ class Adapter(VendorAdapter):
         if progress:
             progress("database restored")
         return kept
+
+    def _wal(self) -> bool:
+        try:
+            return str(self._live().execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
+        except (sqlite3.Error, DjangoDatabaseError):
+            return False
+
+    def _copy_keeping(self, scratch: SQLiteScratch, before_commit: Callable[[], None] | None) -> str | None:
+        """The restore's copy, with the failed database kept from inside its write transaction.
+
+        After the first step the copy holds the write lock and has committed nothing, so a
+        reader sees the failed database with every write any connection committed, and no
+        writer can commit until the restore does: no write falls between the kept copy and the
+        restore. WAL only (there readers go on beside a writer). None: too small to pause in.
+        """
+        live = self._live()
+        if live.in_transaction:
+            raise RestoreError("cannot restore inside a transaction; run it outside atomic()")
+        src = sqlite3.connect(scratch.path)
+        kept: list[str] = []
+        try:
+            total = src.execute("PRAGMA page_count").fetchone()[0]
+            if total < 2:
+                return None
+            pages = min(_GATED_STEP, total // 2)  # never all in one step: the copy comes between
+            gated = before_commit is None
+
+            def step(status: int, remaining: int, count: int) -> None:
+                nonlocal gated
+                if not kept:
+                    kept.append(self._keep_committed())
+                if not gated and remaining <= pages and before_commit is not None:
+                    gated = True
+                    before_commit()
+
+            src.backup(live, pages=pages, progress=step)
+        except BaseException:
+            for path in kept:  # the restore was rolled back: the live database is the failed one
+                self.drop_kept(path)
+            raise
+        finally:
+            src.close()
+        return kept[0] if kept else None
+
+    def _keep_committed(self) -> str:
+        """A copy of what is committed in the live file, read through a connection of our own."""
+        assert self.path is not None  # noqa: S101 - callers check
+        try:
+            reader = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=0)
+            try:
+                return self._keep_copy(reader)
+            finally:
+                reader.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise RestoreError(
+                f"cannot keep a copy of {self.path} before restoring ({exc}); the live "
+                "database was not changed. Free space beside it and restore again"
+            ) from exc
 
     def _copy_into_live(self, scratch: SQLiteScratch, before_commit: Callable[[], None] | None) -> None:
         live = self._live()
@@ -512,6 +580,16 @@ class Adapter(VendorAdapter):
             dst.close()
         kept.chmod(0o600)
         return str(kept)
+
+    def kept_settings(self, kept: str) -> dict[str, Any]:
+        settings = self.connection.settings_dict
+        # Read only: no init_command (it may switch the copy to WAL, or write).
+        options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if k != "init_command"}
+        return {**settings, "NAME": kept, "OPTIONS": options}
+
+    def drop_kept(self, kept: str) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{kept}{suffix}").unlink(missing_ok=True)
 
     def _replace_file(self, source: Path) -> None:
         """Last resort for a corrupt live file: keep it aside, then rename a complete copy in."""
@@ -620,13 +698,11 @@ class Adapter(VendorAdapter):
         atomic.__exit__(None, None, None)
 
     # --- lock: an OS file lock beside the database; the kernel drops it if the process dies --
-    def _lock_path(self) -> Path | None:
-        return None if self.path is None else self.path.with_name(self.path.name + ".safemigrate-lock")
+    def _lock_path(self, kind: str = "lock") -> Path | None:
+        return None if self.path is None else self.path.with_name(f"{self.path.name}.safemigrate-{kind}")
 
-    def try_lock(self) -> bool:
-        path = self._lock_path()
-        if path is None:
-            return True  # an in-memory database belongs to this process alone
+    @staticmethod
+    def _open_lock_file(path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Never through a symlink (it would truncate whatever it points at), and only our own file.
         try:
@@ -637,6 +713,13 @@ class Adapter(VendorAdapter):
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
             os.close(fd)
             raise LockTimeout(f"{path} is not a lock file of this user; remove it (it holds nothing else)")
+        return fd
+
+    def try_lock(self) -> bool:
+        path = self._lock_path()
+        if path is None:
+            return True  # an in-memory database belongs to this process alone
+        fd = self._open_lock_file(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -655,8 +738,30 @@ class Adapter(VendorAdapter):
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
 
-    def lock_is_held(self) -> bool:
-        path = self._lock_path()
+    def mark_migrating(self, *, on: bool) -> None:
+        """A second flock (``<db>.safemigrate-migrating``), held only while a migration runs."""
+        path = self._lock_path("migrating")
+        if path is None:
+            return
+        if on and self._migrating_fd is None:
+            fd = self._open_lock_file(path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # only a lock holder takes it, and we hold the lock
+                os.close(fd)
+                return
+            self._migrating_fd = fd
+        elif not on and self._migrating_fd is not None:
+            os.close(self._migrating_fd)
+            self._migrating_fd = None
+
+    def migration_running(self) -> bool:
+        if self.path is None:
+            return self._migrating_fd is not None
+        return self.lock_is_held(kind="migrating")
+
+    def lock_is_held(self, kind: str = "lock") -> bool:
+        path = self._lock_path(kind)
         if path is None:
             return self._lock_fd is not None
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -315,3 +316,51 @@ def test_safemigrate__disk_full_mid_migration_is_rolled_back_and_loses_nothing(t
     assert "rolled back by the database transaction — nothing was written" in line
     assert table_dump(db) == before
     assert leftovers(tmp_path) == []
+
+
+def test_safemigrate__restore_path_keeps_and_dumps_rows_another_process_wrote(tmp_path):
+    """Restore path (a plan with VACUUM), a writer meanwhile: the failed file is kept, the rows
+    written after the backup are in a loaddata fixture, every acknowledged row is live or in it,
+    and the fixture loads once the migration is fixed."""
+    env = prepared_db(tmp_path)
+    db = tmp_path / "db.sqlite3"
+    stop = tmp_path / "stop-writer"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db), str(stop)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(1)
+        run_env = {**env, "MIGRAPP_FAIL": "1", "MIGRAPP_SLOW": "3", "MIGRAPP_SQL": "VACUUM"}
+        result = manage("migrate", env=run_env)
+        time.sleep(0.5)
+    finally:
+        stop.touch()
+        out, _ = writer.communicate(timeout=60)
+    assert result.returncode == 1
+    line = one_line_error(result.stderr)
+    found = re.search(
+        r"; the database was restored from backup-pre_migrate-\S+ \(taken before the migration\); rows "
+        r"differ from the backup, written after it by other connections or by the failed migration "
+        r"itself \(migrapp_item: \d+ new, \d+ changed[^;]*\), so the failed database is kept as (\S+) "
+        r"and its \d+ new and changed rows of the project's models are in (\S+\.json) \(review, then "
+        r"load with manage\.py loaddata \2; after migrating if the fixed migration changes those "
+        r"models\)\. Drop \1 when done\. Fix the migration and run safemigrate again$",
+        line,
+    )
+    assert found, line
+    kept, dump = Path(found[1]), Path(found[2])
+    assert kept.is_file()
+    assert dump.parent == tmp_path / "backups"
+    acked = {f"w{p[1]}" for p in (s.split() for s in out.splitlines()) if p[0] == "ack"}
+    rows = json.loads(dump.read_text())
+    dumped = {r["fields"]["name"] for r in rows if r["model"] == "migrapp.item"}
+    with sqlite3.connect(db) as conn:
+        live = {r[0] for r in conn.execute("SELECT name FROM migrapp_item")}
+    assert acked <= live | dumped, sorted(acked - live - dumped)
+    assert acked & (dumped - live), "no write slipped in between the backup and the restore"
+    assert manage("migrate", "-v0", env=env).returncode == 0  # the fixed migration
+    loaded = manage("loaddata", str(dump), env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    with sqlite3.connect(db) as conn:
+        after = {r[0] for r in conn.execute("SELECT name FROM migrapp_item")}
+    assert dumped <= after

@@ -7,12 +7,14 @@ MariaDB, and PostgreSQL with a non-atomic plan: the restore path, which keeps th
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -104,36 +106,69 @@ def test_safemigrate__atomic_plan_failure_keeps_every_acknowledged_write(db, tmp
         assert "rolled back by the database transaction — nothing was written" in line
         assert acked <= live, sorted(acked - live)
         assert db.leftovers() == []
-    else:  # MariaDB: DDL is not transactional, the restore path keeps the failed database
-        kept = re.search(r"the failed database is kept as (\S+):", line)
+    else:  # MariaDB: DDL is not transactional, the restore path keeps the failed database and dumps
+        kept = re.search(r"the failed database is kept as (\S+) and its", line)
         assert kept, line
-        assert acked <= live | names(db, kept[1]), sorted(acked - live - names(db, kept[1]))
+        dumped = dumped_names(line)
+        assert acked <= live | dumped, sorted(acked - live - dumped)
         assert acked - live, "no write slipped in between the backup and the swap: the test proves nothing"
         db.server.drop(kept[1])
     assert "note" not in db.server.columns(db.name, "migrapp_item")
     assert len(acked) > 100
 
 
-def test_safemigrate__restore_path_keeps_the_failed_database_with_what_slipped_in(db, tmp_path):
-    """Non-atomic plan (both engines): restored, and every acknowledged write is live or kept."""
+def dumped_names(line: str) -> set[str]:
+    """The item names in the changes dump the message names (a ``loaddata`` fixture)."""
+    found = re.search(
+        r"rows of the project's models are in (\S+) \(review, then load with manage\.py loaddata \1;", line
+    )
+    assert found, line
+    rows = json.loads(Path(found[1]).read_text())
+    assert oct(Path(found[1]).stat().st_mode & 0o777) == "0o600"
+    return {r["fields"]["name"] for r in rows if r["model"] == "migrapp.item"}
+
+
+def test_safemigrate__restore_path_keeps_and_dumps_what_slipped_in(db, tmp_path):
+    """Non-atomic plan, a writer meanwhile: restored, the failed database kept, the rows written
+    after the backup dumped; every acknowledged write is live or in the dump."""
     at_0001(db)
     result, acked, _ = run_with_writer(db, tmp_path)
     assert result.returncode == 1
     line = one_line_error(result.stderr)
     kept = re.search(
-        r"the database was restored from backup-pre_migrate-\S+ \(taken before the migration\); writes "
-        r"by other connections after the backup cannot be ruled out, so the failed database is kept as "
-        r"(\S+): copy any such rows from it, then drop it\. Fix the migration and run safemigrate again$",
+        r"the database was restored from backup-pre_migrate-\S+ \(taken before the migration\); rows "
+        r"differ from the backup, written after it by other connections or by the failed migration "
+        r"itself \(migrapp_item: \d+ new, \d+ changed(?:, \d+ not in the failed database \(pk [^)]*\))?\), "
+        r"so the failed database is kept as (\S+) and its "
+        r"\d+ new and changed rows of the project's models are in \S+changes-\S+-default\.json .*\. "
+        r"Drop \1 when done\. Fix the migration and run safemigrate again$",
         line,
     )
     assert kept, line
-    in_kept = names(db, kept[1])
-    live = names(db, db.name)
-    assert acked <= live | in_kept, sorted(acked - live - in_kept)
-    assert acked & (in_kept - live), "no write slipped in: the test proves nothing"
+    live, dumped = names(db, db.name), dumped_names(line)
+    assert acked <= live | dumped, sorted(acked - live - dumped)
+    assert acked & (dumped - live), "no write slipped in: the test proves nothing"
+    assert dumped <= names(db, kept[1])  # with item1, which the migration itself changed
     assert db.leftovers() == [kept[1]]
     db.server.drop(kept[1])
     assert "note" not in db.server.columns(db.name, "migrapp_item")
+
+
+def test_safemigrate__restore_path_with_no_other_writer_keeps_nothing(db):
+    """Nobody else wrote: the failed database is compared, dropped, and the message says so."""
+    at_0001(db)
+    db.server.query("DELETE FROM migrapp_item WHERE qty > 0", database=db.name)  # qty 0: x10 is 0
+    result = db.run("migrate", MIGRAPP_FAIL="1")
+    assert result.returncode == 1
+    line = one_line_error(result.stderr)
+    assert line.endswith(
+        "; the database was restored from "
+        + re.search(r"(backup-pre_migrate-\S+) ", line)[1]
+        + " and is as it was before; compared table by table, the failed database held no row "
+        "written after the backup, so nothing was lost. Fix the migration and run safemigrate again"
+    ), line
+    assert db.leftovers() == []
+    assert names(db, db.name) == {"item0"}
 
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # the renaming swap is PostgreSQL's
@@ -207,7 +242,7 @@ def test_safemigrate__kill_9_on_postgresql_leaves_pre_or_post_state(db):
 
 
 def test_lock_is_held__seen_from_another_connection(db, django_db_blocker):
-    """What the fence middleware asks per unsafe request: held by someone, right now?"""
+    """What the fence middleware asks per unsafe request: held by someone, for a migration, now?"""
     from tests.safemigrate.vendors.servers import adapter_for
 
     holder, asker = adapter_for(db.server, db.name), adapter_for(db.server, db.name)
@@ -216,10 +251,17 @@ def test_lock_is_held__seen_from_another_connection(db, django_db_blocker):
         assert holder.try_lock()
         try:
             assert asker.lock_is_held()
+            assert not asker.migration_running()  # a backup, say: the fence lets writes through
+            holder.mark_migrating(on=True)
+            assert asker.migration_running()
+            holder.mark_migrating(on=False)
+            assert not asker.migration_running()
+            holder.mark_migrating(on=True)
         finally:
-            holder.unlock()
+            holder.unlock()  # ending the session ends the migration mark too
         deadline = time.monotonic() + 10  # the server ends the holder's session asynchronously
-        while asker.lock_is_held() and time.monotonic() < deadline:
+        while (asker.lock_is_held() or asker.migration_running()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not asker.lock_is_held()
+        assert not asker.migration_running()
         asker.connection.close()
