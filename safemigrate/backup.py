@@ -20,13 +20,14 @@ import django
 
 import safemigrate
 from safemigrate import catalogue
-from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix, fsync_dir
+from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix
 from safemigrate.conf import backup_dir_for, get_settings
+from safemigrate.constants import MANIFEST_SUFFIX
 from safemigrate.exceptions import BackupError, SafeMigrateError
+from safemigrate.files import fsync_dir, remove_files
 from safemigrate.leftovers import private_workdir, sweep_leftovers
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import (
-    MANIFEST_SUFFIX,
     Manifest,
     clean_reason,
     partial_path,
@@ -72,7 +73,8 @@ def ensure_backup_dir(alias: str) -> Path:
     return directory
 
 
-def _os_error_message(exc: OSError, where: Path) -> str:
+def os_error_message(exc: OSError, where: Path) -> str:
+    """One line for a failed write of a backup or dump: disk full is named as such."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         what = "disk full" if exc.errno != errno.EFBIG else "file size limit reached"
         return (
@@ -193,10 +195,10 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
         manifest = write_manifest(manifest, directory)
         fsync_dir(directory)
     except OSError as exc:
-        _cleanup(*created)
-        raise BackupError(_os_error_message(exc, final)) from exc
+        remove_files(*created)
+        raise BackupError(os_error_message(exc, final)) from exc
     except BaseException:
-        _cleanup(*created)
+        remove_files(*created)
         raise
     backup_id = catalogue.record(manifest)
     duration = time.monotonic() - started
@@ -204,11 +206,3 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
         "backup %s: %s bytes, sha256 %s, %.2fs", manifest.name, manifest.size, manifest.sha256, duration
     )
     return BackupResult(manifest=manifest, id=backup_id, duration=duration)
-
-
-def _cleanup(*paths: Path) -> None:
-    for path in paths:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            logger.warning("could not remove %s", path)
