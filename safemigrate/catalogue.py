@@ -15,9 +15,9 @@ from django.db import DatabaseError, router
 from django.utils import timezone
 
 from safemigrate.conf import backup_dir_for, get_settings
+from safemigrate.constants import MANIFEST_SUFFIX
 from safemigrate.exceptions import BackupNotFound, SafeMigrateError
 from safemigrate.manifest import (
-    MANIFEST_SUFFIX,
     Manifest,
     authentication_problem,
     list_manifests,
