@@ -138,7 +138,6 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
             writer = BackupWriter(
                 f,
                 compression=conf.compress,
-                level=conf.compress_level,
                 key=conf.encryption_key,
                 hash_raw=False,
             )
@@ -176,7 +175,6 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
             compression=conf.compress,
             encryption="aes-256-gcm" if conf.encryption_key else None,
             raw_size=stats.raw_size,
-            raw_sha256=stats.raw_sha256,
             migrations=info.migrations or adapter.applied_migrations(),
             row_counts=info.row_counts,
             app_version=safemigrate.__version__,

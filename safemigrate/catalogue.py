@@ -33,17 +33,6 @@ def _catalogue_alias() -> str:
     return router.db_for_write(Backup)
 
 
-def catalogue_available() -> bool:
-    """True when the Backup table exists and can be read."""
-    from safemigrate.models import Backup
-
-    try:
-        Backup.objects.using(_catalogue_alias()).exists()
-    except DatabaseError:
-        return False
-    return True
-
-
 def db_datetime(value: datetime | str) -> datetime:
     """A manifest's (ISO, UTC) time as the database expects it: aware with USE_TZ, else naive local."""
     if isinstance(value, str):

@@ -66,7 +66,6 @@ class Manifest:
     compression: str
     encryption: str | None
     raw_size: int = 0
-    raw_sha256: str = ""
     migrations: dict[str, list[str]] = field(default_factory=dict)
     row_counts: dict[str, int] = field(default_factory=dict)
     verified: bool = False
@@ -280,7 +279,11 @@ def authentication_problem(manifest: Manifest, key: str | None) -> str | None:
             f"the manifest of {manifest.name} is not authenticated (no MAC) but "
             "SAFEMIGRATE_ENCRYPTION_KEY is set; it was not used"
         )
-    if not hmac.compare_digest(manifest.mac, mac_of(_stored_fields(manifest), key)):
+    fields = _stored_fields(manifest)
+    # Manifests written before raw_sha256 was dropped carry it, always empty, under their MAC.
+    if not any(
+        hmac.compare_digest(manifest.mac, mac_of(f, key)) for f in (fields, {**fields, "raw_sha256": ""})
+    ):
         return (
             f"the manifest of {manifest.name} fails its authentication (changed, renamed or made "
             "with another SAFEMIGRATE_ENCRYPTION_KEY); it was not used"

@@ -294,7 +294,7 @@ class BackupReader:
     def _check_frame_end(self) -> None:
         if self.frame is not None and not self.frame.complete:
             raise ChecksumMismatch(
-                f"{self.name} is truncated (its compressed stream ends before its end); it was not used"
+                f"{self.name} is damaged or truncated (its compressed stream ends early); it was not used"
             )
 
     def _count(self, n: int) -> None:

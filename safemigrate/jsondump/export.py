@@ -377,9 +377,7 @@ def _create_json_dump(
         if progress:
             progress(f"writing a JSON dump of {adapter.database_name()} to {final}")
         with os.fdopen(fd, "wb") as f:
-            writer = BackupWriter(
-                f, compression=conf.compress, level=conf.compress_level, key=conf.encryption_key
-            )
+            writer = BackupWriter(f, compression=conf.compress, key=conf.encryption_key)
             with adapter.read_snapshot(), _BackgroundSink(writer) as sink:
                 counts, migrations = _write_rows(sink, alias=alias, progress=progress)
             stats = writer.finish()

@@ -148,9 +148,6 @@ class _Check:
             integrity_errors=self.result.get("errors", ["the check did not finish"]),
         )
 
-    def errors(self) -> list[str]:
-        return self.info().integrity_errors
-
     def cancel(self) -> None:
         if self.thread.is_alive():
             with contextlib.suppress(sqlite3.Error):

@@ -119,6 +119,6 @@ def test_restore_file__a_truncated_zstd_backup_without_manifest_is_refused(backu
     copy = tmp_path / manifest.file
     copy.write_bytes(data[: len(data) * 2 // 3])
     Item.objects.create(name="written after the backup")
-    with pytest.raises(CommandError, match=r"^[^\n]* is truncated [^\n]*$"):
+    with pytest.raises(CommandError, match=r"^[^\n]* is damaged or truncated [^\n]*$"):
         call_command("restore", file=str(copy), interactive=False, no_safety_backup=True, stdout=StringIO())
     assert Item.objects.count() == 2001
