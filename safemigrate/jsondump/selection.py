@@ -8,10 +8,11 @@ from django.apps import apps
 from django.db import connections, models, router
 from django.db.migrations.recorder import MigrationRecorder
 
-EXCLUDED_APPS = frozenset({"django_q", "safemigrate", "sessions"})
-"""Installation state, not data: django-q2's queue, task results and schedules (re-registered from
-settings), and safemigrate's own catalogue and run log (rebuilt from the backup folder); and
-sessions, which are logins: whoever reads a dump must not be able to replay one."""
+from safemigrate.apps import BOOKKEEPING_APPS
+
+EXCLUDED_APPS = BOOKKEEPING_APPS | {"sessions"}
+"""Installation state, not data (``apps.BOOKKEEPING_APPS``), and sessions, which are logins:
+whoever reads a dump must not be able to replay one."""
 NATURAL_PRIMARY = frozenset({"contenttypes.contenttype", "auth.permission"})
 """Models whose rows ``migrate`` creates in every database with its own ids: dumped without primary
 keys and merged on import by natural key, like ``dumpdata --natural-primary``."""
