@@ -87,6 +87,27 @@ def os_error_message(exc: OSError, where: Path) -> str:
     )
 
 
+class RunFiles:
+    """The files one run creates (``created``), removed if it fails: never another run's.
+
+    An OSError leaves as one BackupError line naming ``target`` (disk full, permissions).
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.created: list[Path] = []
+        self.target = target
+
+    def __enter__(self) -> RunFiles:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            return
+        remove_files(*self.created)
+        if isinstance(exc, OSError):
+            raise BackupError(os_error_message(exc, self.target)) from exc
+
+
 def create_backup(
     *,
     alias: str = "default",
@@ -121,13 +142,16 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
     sweep_leftovers(directory)  # a killed run's plaintext copies go before a new one is made
     now = datetime.now(UTC)
     extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
-    created: list[Path] = []  # a failure removes this run's own files, never another run's
-    final = directory
-    try:
+    with RunFiles(directory) as run:
         name, fd = reserve_backup_name(
-            reason=reason, alias=alias, extension=extension, directory=directory, when=now, created=created
+            reason=reason,
+            alias=alias,
+            extension=extension,
+            directory=directory,
+            when=now,
+            created=run.created,
         )
-        final = directory / name
+        final = run.target = directory / name
         partial = partial_path(directory, name)
         manifest_file = directory / (name + MANIFEST_SUFFIX)
         if progress:
@@ -187,17 +211,11 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
             verified_at=datetime.now(UTC).isoformat(timespec="microseconds"),
             duration=time.monotonic() - started,
         )
-        created.append(final)
+        run.created.append(final)
         partial.replace(final)
-        created.append(manifest_file)
+        run.created.append(manifest_file)
         manifest = write_manifest(manifest, directory)
         fsync_dir(directory)
-    except OSError as exc:
-        remove_files(*created)
-        raise BackupError(os_error_message(exc, final)) from exc
-    except BaseException:
-        remove_files(*created)
-        raise
     backup_id = catalogue.record(manifest)
     duration = time.monotonic() - started
     logger.info(

@@ -16,7 +16,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -25,11 +24,11 @@ from django.core import serializers
 from django.db import DatabaseError, connections, models
 
 from safemigrate import catalogue
-from safemigrate.backup import ensure_backup_dir, os_error_message
+from safemigrate.backup import RunFiles, ensure_backup_dir
 from safemigrate.codec import BackupWriter, file_suffix, verify_encoded_file
 from safemigrate.conf import get_settings
 from safemigrate.exceptions import BackupError
-from safemigrate.files import atomic_write, create_exclusive, fsync_dir, remove_files
+from safemigrate.files import atomic_write, create_exclusive, fsync_dir
 from safemigrate.jsondump.columns import Column, export_column, orjson_default
 from safemigrate.jsondump.format import (
     EMPTY_TAIL,
@@ -355,23 +354,26 @@ def _create_json_dump(
     directory = ensure_backup_dir(alias)
     now = dt.datetime.now(dt.UTC)
     suffix = "json" + file_suffix(conf.compress, bool(conf.encryption_key))
-    created: list[Path] = []  # a failure removes this run's own files, never another run's
-    final = directory
-    try:
+    with RunFiles(directory) as run:
         if backup is not None:
             stem = backup.file.rsplit(f"-{backup.database}.", 1)[0]
             name = f"{stem}-{alias}.{suffix}"
             try:
-                fd = create_exclusive(partial_path(directory, name), created=created)
+                fd = create_exclusive(partial_path(directory, name), created=run.created)
             except FileExistsError as exc:
                 raise BackupError(
                     f"a JSON dump of {backup.name} is already being written; wait for it to finish"
                 ) from exc
         else:
             name, fd = reserve_backup_name(
-                reason=reason, alias=alias, extension=suffix, directory=directory, when=now, created=created
+                reason=reason,
+                alias=alias,
+                extension=suffix,
+                directory=directory,
+                when=now,
+                created=run.created,
             )
-        final = directory / name
+        final = run.target = directory / name
         partial = partial_path(directory, name)
         sidecar = dump_manifest_path(final)
         if progress:
@@ -392,7 +394,7 @@ def _create_json_dump(
             sha256=stats.sha256,
             raw_sha256=stats.raw_sha256,
         )
-        created.append(final)
+        run.created.append(final)
         partial.replace(final)
         result = JsonDumpResult(
             path=final,
@@ -410,15 +412,9 @@ def _create_json_dump(
             migrations=migrations,
             duration=time.monotonic() - started,
         )
-        created.append(sidecar)
+        run.created.append(sidecar)
         atomic_write(sidecar, sidecar_bytes(result, adapter.database_name(), backup, reason))
         fsync_dir(directory)
-    except OSError as exc:
-        remove_files(*created)
-        raise BackupError(os_error_message(exc, final)) from exc
-    except BaseException:
-        remove_files(*created)
-        raise
     if backup is not None:
         updated = update_manifest(backup, json_dump=result.as_json())
         catalogue.record(updated)
