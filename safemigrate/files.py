@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from safemigrate.constants import CHUNK
+from safemigrate.streams import ReadableStream
 
 logger = logging.getLogger("safemigrate")
 
@@ -45,13 +46,18 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)  # the rename durable too
 
 
-def file_sha256(path: os.PathLike[str] | str) -> str:
-    """The sha256 of a file's bytes, read a chunk at a time."""
+def stream_sha256(stream: ReadableStream) -> str:
+    """The sha256 of everything left in ``stream``, read a chunk at a time."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_sha256(path: os.PathLike[str] | str) -> str:
+    """The sha256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return stream_sha256(f)
 
 
 def create_exclusive(path: Path, *, created: list[Path]) -> int:

@@ -28,7 +28,7 @@ from safemigrate.backup import ensure_backup_dir
 from safemigrate.conf import get_settings
 from safemigrate.constants import CHUNK, DUMP_MANIFEST_SUFFIX
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
-from safemigrate.files import file_sha256, fsync_dir
+from safemigrate.files import file_sha256, fsync_dir, stream_sha256
 from safemigrate.leftovers import private_workdir
 from safemigrate.manifest import (
     MANIFEST_SUFFIX,
@@ -122,11 +122,8 @@ def _storage_errors(error: type[SafeMigrateError], doing: str, after: str) -> It
 
 
 def _remote_sha256(storage: Storage, name: str) -> str:
-    digest = hashlib.sha256()
     with storage.open(name, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return stream_sha256(f)
 
 
 def _put(
