@@ -25,12 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from safemigrate.codec import BackupReader, mac_of
-from safemigrate.constants import MANIFEST_SUFFIX as MANIFEST_SUFFIX
-from safemigrate.constants import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
-from safemigrate.constants import PARTIAL_SUFFIX
+from safemigrate.constants import MANIFEST_SUFFIX, MAX_MANIFEST_BYTES, PARTIAL_SUFFIX
 from safemigrate.exceptions import BackupNotFound, ChecksumMismatch, RestoreError
-from safemigrate.files import atomic_write, open_regular
-from safemigrate.files import create_exclusive as create_exclusive
+from safemigrate.files import atomic_write, create_exclusive, open_regular
 
 logger = logging.getLogger("safemigrate")
 

@@ -26,13 +26,11 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 from safemigrate import catalogue
 from safemigrate.backup import ensure_backup_dir
 from safemigrate.conf import get_settings
-from safemigrate.constants import CHUNK, DUMP_MANIFEST_SUFFIX
+from safemigrate.constants import CHUNK, DUMP_MANIFEST_SUFFIX, MANIFEST_SUFFIX, MAX_MANIFEST_BYTES
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
 from safemigrate.files import file_sha256, fsync_dir, stream_sha256
 from safemigrate.leftovers import private_workdir
 from safemigrate.manifest import (
-    MANIFEST_SUFFIX,
-    MAX_MANIFEST_BYTES,
     Manifest,
     check_trusted,
     is_backup_name,
