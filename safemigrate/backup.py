@@ -93,9 +93,23 @@ class RunFiles:
     An OSError leaves as one BackupError line naming ``target`` (disk full, permissions).
     """
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, directory: Path) -> None:
         self.created: list[Path] = []
-        self.target = target
+        self.directory = self.target = directory
+
+    def reserve(self, *, reason: str, alias: str, extension: str, when: datetime) -> tuple[str, int]:
+        """A unique backup name in the folder and the open fd of its partial file (see
+        ``manifest.reserve_backup_name``); the file it names becomes the target."""
+        name, fd = reserve_backup_name(
+            reason=reason,
+            alias=alias,
+            extension=extension,
+            directory=self.directory,
+            when=when,
+            created=self.created,
+        )
+        self.target = self.directory / name
+        return name, fd
 
     def __enter__(self) -> RunFiles:
         return self
@@ -143,15 +157,8 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
     now = datetime.now(UTC)
     extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
     with RunFiles(directory) as run:
-        name, fd = reserve_backup_name(
-            reason=reason,
-            alias=alias,
-            extension=extension,
-            directory=directory,
-            when=now,
-            created=run.created,
-        )
-        final = run.target = directory / name
+        name, fd = run.reserve(reason=reason, alias=alias, extension=extension, when=now)
+        final = run.target
         partial = partial_path(directory, name)
         manifest_file = directory / (name + MANIFEST_SUFFIX)
         if progress:

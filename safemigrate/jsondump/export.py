@@ -53,7 +53,7 @@ from safemigrate.jsondump.selection import (
     with_foreign_keys,
 )
 from safemigrate.lock import migration_lock
-from safemigrate.manifest import Manifest, partial_path, reserve_backup_name, update_manifest
+from safemigrate.manifest import Manifest, partial_path, update_manifest
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress
 
@@ -365,14 +365,7 @@ def _create_json_dump(
                     f"a JSON dump of {backup.name} is already being written; wait for it to finish"
                 ) from exc
         else:
-            name, fd = reserve_backup_name(
-                reason=reason,
-                alias=alias,
-                extension=suffix,
-                directory=directory,
-                when=now,
-                created=run.created,
-            )
+            name, fd = run.reserve(reason=reason, alias=alias, extension=suffix, when=now)
         final = run.target = directory / name
         partial = partial_path(directory, name)
         sidecar = dump_manifest_path(final)
