@@ -11,6 +11,21 @@ from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger("safemigrate")
 
+BOOKKEEPING_APPS = frozenset({"django_q", "safemigrate"})
+"""Apps whose rows are installation state, not the project's data: django-q2's queue, results and
+schedules (re-registered from settings) and safemigrate's own catalogue and run log (rebuilt from
+the backup folder)."""
+
+
+def is_project_app(label: str) -> bool:
+    """An app of the project itself: not Django's own (``django.*``), nor a bookkeeping app."""
+    if label in BOOKKEEPING_APPS:
+        return False
+    try:
+        return not apps.get_app_config(label).name.startswith("django.")
+    except LookupError:
+        return True
+
 
 def sync_schedules_after_migrate(*, using: str, **kwargs: Any) -> None:
     """post_migrate: bring django-q2's schedules in line with settings.

@@ -20,13 +20,14 @@ import django
 
 import safemigrate
 from safemigrate import catalogue
-from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix, fsync_dir
+from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix
 from safemigrate.conf import backup_dir_for, get_settings
+from safemigrate.constants import MANIFEST_SUFFIX
 from safemigrate.exceptions import BackupError, SafeMigrateError
+from safemigrate.files import fsync_dir, remove_files
 from safemigrate.leftovers import private_workdir, sweep_leftovers
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import (
-    MANIFEST_SUFFIX,
     Manifest,
     clean_reason,
     partial_path,
@@ -72,7 +73,8 @@ def ensure_backup_dir(alias: str) -> Path:
     return directory
 
 
-def _os_error_message(exc: OSError, where: Path) -> str:
+def os_error_message(exc: OSError, where: Path) -> str:
+    """One line for a failed write of a backup or dump: disk full is named as such."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         what = "disk full" if exc.errno != errno.EFBIG else "file size limit reached"
         return (
@@ -83,6 +85,41 @@ def _os_error_message(exc: OSError, where: Path) -> str:
         f"backup failed: {exc.strerror or exc} writing {where}; nothing was changed. "
         "Check the folder's permissions or set SAFEMIGRATE_BACKUP_DIR"
     )
+
+
+class RunFiles:
+    """The files one run creates (``created``), removed if it fails: never another run's.
+
+    An OSError leaves as one BackupError line naming ``target`` (disk full, permissions).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.created: list[Path] = []
+        self.directory = self.target = directory
+
+    def reserve(self, *, reason: str, alias: str, extension: str, when: datetime) -> tuple[str, int]:
+        """A unique backup name in the folder and the open fd of its partial file (see
+        ``manifest.reserve_backup_name``); the file it names becomes the target."""
+        name, fd = reserve_backup_name(
+            reason=reason,
+            alias=alias,
+            extension=extension,
+            directory=self.directory,
+            when=when,
+            created=self.created,
+        )
+        self.target = self.directory / name
+        return name, fd
+
+    def __enter__(self) -> RunFiles:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            return
+        remove_files(*self.created)
+        if isinstance(exc, OSError):
+            raise BackupError(os_error_message(exc, self.target)) from exc
 
 
 def create_backup(
@@ -119,13 +156,9 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
     sweep_leftovers(directory)  # a killed run's plaintext copies go before a new one is made
     now = datetime.now(UTC)
     extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
-    created: list[Path] = []  # a failure removes this run's own files, never another run's
-    final = directory
-    try:
-        name, fd = reserve_backup_name(
-            reason=reason, alias=alias, extension=extension, directory=directory, when=now, created=created
-        )
-        final = directory / name
+    with RunFiles(directory) as run:
+        name, fd = run.reserve(reason=reason, alias=alias, extension=extension, when=now)
+        final = run.target
         partial = partial_path(directory, name)
         manifest_file = directory / (name + MANIFEST_SUFFIX)
         if progress:
@@ -136,7 +169,6 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
             writer = BackupWriter(
                 f,
                 compression=conf.compress,
-                level=conf.compress_level,
                 key=conf.encryption_key,
                 hash_raw=False,
             )
@@ -174,7 +206,6 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
             compression=conf.compress,
             encryption="aes-256-gcm" if conf.encryption_key else None,
             raw_size=stats.raw_size,
-            raw_sha256=stats.raw_sha256,
             migrations=info.migrations or adapter.applied_migrations(),
             row_counts=info.row_counts,
             app_version=safemigrate.__version__,
@@ -187,28 +218,14 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
             verified_at=datetime.now(UTC).isoformat(timespec="microseconds"),
             duration=time.monotonic() - started,
         )
-        created.append(final)
+        run.created.append(final)
         partial.replace(final)
-        created.append(manifest_file)
+        run.created.append(manifest_file)
         manifest = write_manifest(manifest, directory)
         fsync_dir(directory)
-    except OSError as exc:
-        _cleanup(*created)
-        raise BackupError(_os_error_message(exc, final)) from exc
-    except BaseException:
-        _cleanup(*created)
-        raise
     backup_id = catalogue.record(manifest)
     duration = time.monotonic() - started
     logger.info(
         "backup %s: %s bytes, sha256 %s, %.2fs", manifest.name, manifest.size, manifest.sha256, duration
     )
     return BackupResult(manifest=manifest, id=backup_id, duration=duration)
-
-
-def _cleanup(*paths: Path) -> None:
-    for path in paths:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            logger.warning("could not remove %s", path)

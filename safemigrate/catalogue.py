@@ -15,10 +15,10 @@ from django.db import DatabaseError, router
 from django.utils import timezone
 
 from safemigrate.conf import backup_dir_for, get_settings
+from safemigrate.constants import MANIFEST_SUFFIX
 from safemigrate.exceptions import BackupNotFound, SafeMigrateError
 from safemigrate.journal import JournalEntry, journal_path, read_journal, utc_iso
 from safemigrate.manifest import (
-    MANIFEST_SUFFIX,
     Manifest,
     authentication_problem,
     list_manifests,
@@ -32,17 +32,6 @@ def _catalogue_alias() -> str:
     from safemigrate.models import Backup
 
     return router.db_for_write(Backup)
-
-
-def catalogue_available() -> bool:
-    """True when the Backup table exists and can be read."""
-    from safemigrate.models import Backup
-
-    try:
-        Backup.objects.using(_catalogue_alias()).exists()
-    except DatabaseError:
-        return False
-    return True
 
 
 def db_datetime(value: datetime | str) -> datetime:

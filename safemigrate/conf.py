@@ -31,7 +31,6 @@ class SafeMigrateSettings:
     """Backups kept per database by rotation (pinned ones and the newest verified are never removed)."""
     compress: str = "zstd"
     """zstd (fast, default), gzip (portable) or none."""
-    compress_level: int = 1
     encryption_key: str | None = None
     """A passphrase; when set, backups are encrypted with AES-256-GCM."""
     schedule: str | None = None
@@ -104,7 +103,6 @@ def get_settings() -> SafeMigrateSettings:
         backup_dir=Path(backup_dir) if backup_dir else None,
         keep=int(_setting("KEEP", 10)),
         compress=str(_setting("COMPRESS", "zstd")).lower(),
-        compress_level=int(_setting("COMPRESS_LEVEL", 1)),
         encryption_key=getattr(settings, "SAFEMIGRATE_ENCRYPTION_KEY", None) or None,
         schedule=getattr(settings, "SAFEMIGRATE_SCHEDULE", None) or None,
         verify_schedule=getattr(settings, "SAFEMIGRATE_VERIFY_SCHEDULE", None) or None,

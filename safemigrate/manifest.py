@@ -16,9 +16,6 @@ import json
 import logging
 import os
 import re
-import signal
-import stat
-import tempfile
 import types
 import typing
 from collections.abc import Iterator
@@ -27,15 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from safemigrate.codec import BackupReader, fsync_dir, mac_of
+from safemigrate.codec import BackupReader, mac_of
+from safemigrate.constants import MANIFEST_SUFFIX, MAX_MANIFEST_BYTES, PARTIAL_SUFFIX
 from safemigrate.exceptions import BackupNotFound, ChecksumMismatch, RestoreError
+from safemigrate.files import atomic_write, create_exclusive, open_regular
 
 logger = logging.getLogger("safemigrate")
 
-MANIFEST_SUFFIX = ".manifest.json"
 FORMAT_VERSION = 1
-MAX_MANIFEST_BYTES = 4 << 20
-"""A manifest is a few KB; anything larger is not ours (and is not read whole into memory)."""
 _REASON_RE = re.compile(r"[^a-z0-9_]+")
 NAME_RE = re.compile(
     r"backup-[a-z0-9_]{1,40}-\d{8}T\d{6,12}Z(?:-[A-Za-z0-9]{1,32}){0,3}-[A-Za-z0-9_-]{1,64}"
@@ -67,7 +63,6 @@ class Manifest:
     compression: str
     encryption: str | None
     raw_size: int = 0
-    raw_sha256: str = ""
     migrations: dict[str, list[str]] = field(default_factory=dict)
     row_counts: dict[str, int] = field(default_factory=dict)
     verified: bool = False
@@ -139,19 +134,7 @@ def utc_now_iso() -> str:
 
 def partial_path(directory: Path, name: str) -> Path:
     """Where backup ``name`` is written before it is complete (a dot file: never listed)."""
-    return directory / f".{name}.partial"
-
-
-def create_exclusive(path: Path, *, created: list[Path]) -> int:
-    """Create ``path`` (O_EXCL, 0600) and add it to ``created``, with SIGINT/SIGTERM held in between:
-    a Ctrl-C never leaves a file its run does not know it made. FileExistsError if it exists."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        created.append(path)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held Ctrl-C is raised now
-    return fd
+    return directory / f".{name}{PARTIAL_SUFFIX}"
 
 
 def reserve_backup_name(
@@ -179,22 +162,6 @@ def reserve_backup_name(
             continue
         return name, fd
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` so a crash leaves the old or the new content, never a mix (0600, fsynced)."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")  # 0600, unique
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)  # the rename durable too
 
 
 def manifest_path_for(file_path: Path) -> Path:
@@ -331,7 +298,11 @@ def authentication_problem(manifest: Manifest, key: str | None) -> str | None:
             f"the manifest of {manifest.name} is not authenticated (no MAC) but "
             "SAFEMIGRATE_ENCRYPTION_KEY is set; it was not used"
         )
-    if not hmac.compare_digest(manifest.mac, mac_of(_stored_fields(manifest), key)):
+    fields = _stored_fields(manifest)
+    # Manifests written before raw_sha256 was dropped carry it, always empty, under their MAC.
+    if not any(
+        hmac.compare_digest(manifest.mac, mac_of(f, key)) for f in (fields, {**fields, "raw_sha256": ""})
+    ):
         return (
             f"the manifest of {manifest.name} fails its authentication (changed, renamed or made "
             "with another SAFEMIGRATE_ENCRYPTION_KEY); it was not used"
@@ -365,16 +336,13 @@ def write_manifest(manifest: Manifest, directory: Path, *, trusted: bool = True)
     manifest = sign(manifest, get_settings().encryption_key if trusted else None)
     data = {k: v for k, v in asdict(manifest).items() if k != "path"}
     path = directory / (manifest.file + MANIFEST_SUFFIX)
-    _atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode())
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode())
     return replace(manifest, path=path)
 
 
 def read_json_file(path: Path, *, limit: int = MAX_MANIFEST_BYTES) -> Any:
     """Parse a small JSON file without following a symlink or reading more than ``limit`` bytes."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise ValueError("not a regular file")
+    with open_regular(path) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
         raise ValueError(f"larger than {limit:,} bytes")

@@ -11,6 +11,8 @@ from pathlib import Path
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from safemigrate.constants import MANIFEST_SUFFIX
+
 
 class Backup(models.Model):
     name = models.CharField(_("name"), max_length=255, unique=True)
@@ -68,7 +70,7 @@ class Backup(models.Model):
 
     @property
     def manifest_path(self) -> Path:
-        return Path(self.path + ".manifest.json")
+        return Path(self.path + MANIFEST_SUFFIX)
 
 
 class MigrationRun(models.Model):

@@ -25,13 +25,12 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from safemigrate import catalogue
 from safemigrate.backup import ensure_backup_dir
-from safemigrate.codec import fsync_dir
 from safemigrate.conf import get_settings
+from safemigrate.constants import CHUNK, DUMP_MANIFEST_SUFFIX, MANIFEST_SUFFIX, MAX_MANIFEST_BYTES
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
+from safemigrate.files import file_sha256, fsync_dir, stream_sha256
 from safemigrate.leftovers import private_workdir
 from safemigrate.manifest import (
-    MANIFEST_SUFFIX,
-    MAX_MANIFEST_BYTES,
     Manifest,
     check_trusted,
     is_backup_name,
@@ -47,8 +46,6 @@ from safemigrate.status import read_status, update_status
 
 logger = logging.getLogger("safemigrate")
 
-CHUNK = 1 << 20
-DUMP_MANIFEST_SUFFIX = ".dump-manifest.json"
 OFFSITE_FAILED = "offsite_failed"
 """Status-file section: backups whose last off-site copy failed ({name: {at, error}})."""
 OFFSITE_DELETE_PENDING = "offsite_delete_pending"
@@ -129,19 +126,8 @@ def _storage_errors(error: type[SafeMigrateError], doing: str, after: str) -> It
 
 
 def _remote_sha256(storage: Storage, name: str) -> str:
-    digest = hashlib.sha256()
     with storage.open(name, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _local_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return stream_sha256(f)
 
 
 def _put(
@@ -233,13 +219,13 @@ def _copy(*, manifest: Manifest, storage_alias: str | None, verify: bool) -> Off
         if dump.is_file():
             files.append((dump, str((manifest.json_dump or {}).get("sha256", ""))))
         if dump_manifest.is_file():
-            files.append((dump_manifest, _local_sha256(dump_manifest)))
+            files.append((dump_manifest, file_sha256(dump_manifest)))
     after = "the local backup is kept; check the storage, then copy again (backup --offsite)"
     names: list[str] = []
     kept: list[str] = []
     with _storage_errors(BackupError, f"off-site copy of {manifest.name} to {alias!r}", after):
         for each, sha256 in files:
-            if _put(storage, alias, each, sha256=sha256 or _local_sha256(each), check_sha=check_sha):
+            if _put(storage, alias, each, sha256=sha256 or file_sha256(each), check_sha=check_sha):
                 kept.append(each.name)
             names.append(each.name)
         previous = manifest.offsite
@@ -286,7 +272,7 @@ def _put_manifest(storage: Storage, alias: str, manifest: Manifest, *, check_sha
         storage,
         alias,
         manifest.path,
-        sha256=_local_sha256(manifest.path),
+        sha256=file_sha256(manifest.path),
         check_sha=check_sha,
         replace_if=same_backup,
     )

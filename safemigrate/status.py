@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 
 from safemigrate.conf import backup_dir_for
+from safemigrate.files import atomic_write
 
 logger = logging.getLogger("safemigrate")
 
@@ -36,7 +36,7 @@ def read_status(alias: str = "default") -> dict[str, Any]:
 
 
 def update_status(alias: str, key: str, change: Callable[[dict[str, Any]], None]) -> None:
-    """Apply ``change`` to the dict under ``key`` and write the file back (temporary name + rename)."""
+    """Apply ``change`` to the dict under ``key`` and write the file back atomically."""
     path = _path(alias)
     status = read_status(alias)
     section = status.get(key)
@@ -45,8 +45,6 @@ def update_status(alias: str, key: str, change: Callable[[dict[str, Any]], None]
     change(section)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(status, indent=2, sort_keys=True))
-        partial.replace(path)
+        atomic_write(path, json.dumps(status, indent=2, sort_keys=True).encode())
     except OSError as exc:
         logger.error("cannot write the safemigrate status file %s: %s", path, exc)

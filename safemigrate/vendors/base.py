@@ -69,10 +69,6 @@ class VendorAdapter(abc.ABC):
     def database_name(self) -> str:
         """A human name of the database (file path or server/database), never with a password."""
 
-    def is_empty(self) -> bool:
-        """True when the database has no applied migrations (new, or Django's test database)."""
-        return not any(self.applied_migrations().values())
-
     # --- snapshot & restore ---------------------------------------------------------------
     @abc.abstractmethod
     def snapshot(
@@ -212,9 +208,6 @@ class VendorAdapter(abc.ABC):
     def lock_is_held(self) -> bool:
         """Does anyone (this process included) hold the lock now? Cheap: asked per unsafe request."""
         return self.lock_holder() is not None
-
-    def note_lock_holder(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional
-        """Record who holds the lock, for ``lock_holder`` in other processes; no-op if unneeded."""
 
     def mark_migrating(self, *, on: bool) -> None:  # noqa: B027 - optional
         """While holding the lock, say (``on``) or unsay that it is held for a migration.

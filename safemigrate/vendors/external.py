@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
-from safemigrate.codec import CHUNK
+from safemigrate.constants import CHUNK
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.streams import WritableStream
 

@@ -27,8 +27,9 @@ from django.db import DatabaseError as DjangoDatabaseError
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from safemigrate.codec import CHUNK, SQLITE_MAGIC, fsync_dir
+from safemigrate.constants import CHUNK
 from safemigrate.exceptions import BackupError, LockTimeout, RestoreError
+from safemigrate.files import fsync_dir
 from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import (
     RESTORE,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from safemigrate.plan import MigrationPlan
 
 logger = logging.getLogger("safemigrate")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+"""The first bytes of every SQLite database file: a restore refuses anything else."""
 
 
 class SQLiteScratch(Scratch):
@@ -144,9 +147,6 @@ class _Check:
             migrations=self.result.get("migrations", {}),
             integrity_errors=self.result.get("errors", ["the check did not finish"]),
         )
-
-    def errors(self) -> list[str]:
-        return self.info().integrity_errors
 
     def cancel(self) -> None:
         if self.thread.is_alive():

@@ -226,12 +226,12 @@ def test_encryption__round_trip_and_wrong_key(backup_dir, settings):
 def test_backup__disk_full_leaves_nothing(backup_dir, monkeypatch):
     import errno
 
-    from safemigrate import codec
+    from safemigrate.codec import compression
 
     def full(self, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(codec._HashingSink, "write", full)
+    monkeypatch.setattr(compression._HashingSink, "write", full)
     with pytest.raises(CommandError, match="disk full writing .*SAFEMIGRATE_BACKUP_DIR"):
         backup()
     assert files_in(backup_dir) == []

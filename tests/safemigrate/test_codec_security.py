@@ -49,3 +49,47 @@ def test_a_header_asking_for_a_huge_key_derivation_is_refused():
     data = ENC_MAGIC + bytes([40, 255, 1]) + os.urandom(24)
     with pytest.raises(RestoreError, match="key derivation parameters"):
         read_all(data)
+
+
+def zstd_file(tmp_path, data: bytes) -> bytes:
+    with (tmp_path / "z").open("wb") as out:
+        writer = BackupWriter(out, compression="zstd")
+        writer.write(data)
+        writer.finish()
+    return (tmp_path / "z").read_bytes()
+
+
+def decode_zstd(data: bytes, *, copy: bool) -> bytes:
+    reader = BackupReader(io.BytesIO(data), compression="zstd", encrypted=False, key=None, name="f")
+    if copy:
+        out = io.BytesIO()
+        reader.copy_to(out)
+        return out.getvalue()
+    parts = []
+    while chunk := reader.read(1 << 16):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["read", "copy_to"])
+def test_a_truncated_zstd_stream_is_damage_not_a_short_file(tmp_path, copy):
+    """python-zstandard decodes a cut frame short without an error: the reader must not."""
+    raw = b"".join(os.urandom(64) * 50 for _ in range(3000))
+    data = zstd_file(tmp_path, raw)
+    assert decode_zstd(data, copy=copy) == raw
+    for cut in (1, 2, 4, 5, len(data) // 2, len(data) - 8):
+        with pytest.raises(ChecksumMismatch, match="truncated"):
+            decode_zstd(data[:-cut], copy=copy)
+
+
+def test_zstd_frames_written_by_other_code_still_read():
+    """Older backups and other tools' frames: with or without content size and checksum, and a
+    skippable frame first."""
+    raw = os.urandom(300_000) * 3
+    for params in ({"write_checksum": False}, {"write_content_size": False}, {}):
+        import zstandard
+
+        frame = zstandard.ZstdCompressor(**params).compress(raw)
+        assert decode_zstd(frame, copy=False) == raw
+        skippable = struct.pack("<II", 0x184D2A50, 3) + b"abc"
+        assert decode_zstd(skippable + frame, copy=True) == raw

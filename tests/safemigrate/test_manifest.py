@@ -76,3 +76,27 @@ def test_update_manifest__two_processes_lose_no_change(backup_dir, tmp_path):
     assert on_disk.sha256 == manifest.sha256
     leftovers = [p.name for p in backup_dir.iterdir() if ".tmp-" in p.name]
     assert leftovers == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_read_manifest__an_older_signed_manifest_with_raw_sha256_still_authenticates(backup_dir, settings):
+    """Manifests used to carry an always-empty ``raw_sha256`` under their MAC: still trusted,
+    and an edited one still refused."""
+    import json
+
+    from safemigrate.codec import mac_of
+    from safemigrate.manifest import authentication_problem
+
+    key = settings.SAFEMIGRATE_ENCRYPTION_KEY = "a long correct horse battery staple"
+    path = create_backup(alias="default").manifest.path
+    data = json.loads(path.read_text())
+    assert "raw_sha256" not in data
+    data["raw_sha256"] = ""
+    data["mac"] = mac_of({k: v for k, v in data.items() if k != "mac"}, key)
+    path.write_text(json.dumps(data))
+    assert authentication_problem(read_manifest(path), key) is None
+    assert verify_backup(backup=read_manifest(path)).verified
+
+    data["size"] += 1
+    path.write_text(json.dumps(data))
+    assert "fails its authentication" in str(authentication_problem(read_manifest(path), key))

@@ -109,3 +109,16 @@ def test_manifest_names__only_plain_backup_names_pass(name):
 
     assert not is_backup_name(name)
     assert is_backup_name("backup-manual-20200101T000000Z-default.sqlite3.zst.enc")
+
+
+def test_restore_file__a_truncated_zstd_backup_without_manifest_is_refused(backup_dir, tmp_path):
+    """Cut short (a copy that stopped half way): one clear line, the live database unchanged."""
+    Item.objects.bulk_create(Item(name=f"row {i}") for i in range(2000))
+    manifest = create_backup(alias="default").manifest
+    data = manifest.file_path.read_bytes()
+    copy = tmp_path / manifest.file
+    copy.write_bytes(data[: len(data) * 2 // 3])
+    Item.objects.create(name="written after the backup")
+    with pytest.raises(CommandError, match=r"^[^\n]* is damaged or truncated [^\n]*$"):
+        call_command("restore", file=str(copy), interactive=False, no_safety_backup=True, stdout=StringIO())
+    assert Item.objects.count() == 2001

@@ -416,3 +416,19 @@ def test_load_json_dump__a_database_backup_points_to_restore(transactional_db, b
         f"{backup.manifest.file} is a database backup, not a JSON dump: restore it with "
         f"`manage.py restore --file {backup.manifest.file_path}`"
     )
+
+
+def test_load_json_dump__a_never_ending_line_is_refused_in_bounded_memory(dump):
+    """A crafted dump whose third line never ends: one clear line, not gigabytes and minutes."""
+    from safemigrate.jsondump.format import MAX_LINE
+
+    result, *_ = dump
+    result.manifest_path.unlink()
+    lines = decoded(result.path, compression="zstd", encrypted=False).split(b"\n")
+    endless = b'{"model":"tracker.workout","pk":1,"fields":{"notes":"' + b"x" * (MAX_LINE + (2 << 20))
+    write_stored(result.path, b"\n".join([*lines[:2], endless]), compression="zstd")
+
+    expected = r"^line 3 of \S+ is longer than 67,108,864 bytes: .*Use another dump$"
+    with pytest.raises(RestoreError, match=expected):
+        load_json_dump(path=result.path, alias="default")
+    assert nothing_loaded()
