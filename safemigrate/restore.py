@@ -278,6 +278,7 @@ def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progres
     """Checksum + restore into a scratch copy + integrity check + row counts; marks it verified."""
     adapter = get_adapter(alias)
     workdir = private_workdir(ensure_backup_dir(alias))
+    adapter.confine_scratch = True  # loaded and read as SAFEMIGRATE_SCRATCH_USER where configured
     try:
         scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
     except (ChecksumMismatch, RestoreError) as exc:
@@ -287,6 +288,8 @@ def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progres
         if backup.file_path.is_file():  # one rotated away meanwhile is gone, not damaged
             send(verification_failed, alias=alias, backup=backup, error=str(exc))
         raise
+    finally:
+        adapter.confine_scratch = False
     adapter.drop_scratch(scratch)
     if backup.path is not None and backup.path.is_file():
         backup = update_manifest(

@@ -63,6 +63,9 @@ class VendorAdapter(abc.ABC):
         self.connection = connection
         self.alias = connection.alias
         self._migration_atomic: Any = None
+        self.confine_scratch = False
+        """Set while Verify runs: server engines load and read scratch copies as
+        SAFEMIGRATE_SCRATCH_USER when configured (a restore's copy becomes the live database)."""
 
     # --- identity -------------------------------------------------------------------------
     @abc.abstractmethod

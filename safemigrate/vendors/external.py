@@ -45,6 +45,17 @@ def tool_version(path: str, env: Mapping[str, str] | None = None) -> str:
     return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
 
 
+def scratch_account() -> tuple[str, str] | None:
+    """(user, password) of SAFEMIGRATE_SCRATCH_USER, the account Verify loads and checks scratch
+    copies as (one that can reach nothing but the scratch databases); None when not configured."""
+    from django.conf import settings
+
+    user = getattr(settings, "SAFEMIGRATE_SCRATCH_USER", None)
+    if not user:
+        return None
+    return str(user), str(getattr(settings, "SAFEMIGRATE_SCRATCH_PASSWORD", None) or "")
+
+
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The environment of a client tool: ours (PATH, HOME, locale) plus connection settings."""
     return {**os.environ, **extra}
