@@ -33,7 +33,15 @@ from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
 from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import SECRET_TABLES, Progress, Scratch, SnapshotInfo, VendorAdapter
-from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out, tool_version
+from safemigrate.vendors.external import (
+    child_env,
+    find_tool,
+    scratch_account,
+    stream_in,
+    stream_out,
+    tool_version,
+)
+from safemigrate.vendors.mysqldump_guard import DumpGuard, DumpRefused
 
 logger = logging.getLogger("safemigrate")
 
@@ -51,8 +59,10 @@ _SYSTEM_COMMANDS = ("Daemon", "Binlog Dump", "Slave_IO", "Slave_SQL", "Slave_wor
 class MySQLScratch(Scratch):
     """A scratch schema on the same server."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, account: tuple[str, str] | None = None) -> None:
         self.name = name
+        self.account = account
+        """(user, password) it is loaded and read as (SAFEMIGRATE_SCRATCH_USER), or None: ours."""
         self.description = f"scratch schema {name}"
 
 
@@ -170,12 +180,20 @@ class Adapter(VendorAdapter):
         s = self.connection.settings_dict
         return f"{s.get('HOST') or 'localhost'}:{s.get('PORT') or 3306}"
 
-    def _connect(self, schema: str | None, *, error: type[SafeMigrateError] = SafeMigrateError) -> Any:
+    def _connect(
+        self,
+        schema: str | None,
+        *,
+        error: type[SafeMigrateError] = SafeMigrateError,
+        account: tuple[str, str] | None = None,
+    ) -> Any:
         params = dict(self.connection.get_connection_params())
-        for key in ("database", "db"):
+        for key in ("database", "db", *(("user", "password", "passwd") if account else ())):
             params.pop(key, None)
         if schema:
             params["database"] = schema
+        if account:
+            params["user"], params["password"] = account
         try:
             conn = MySQLdb.connect(**params)
             conn.autocommit(True)
@@ -195,10 +213,16 @@ class Adapter(VendorAdapter):
     def _schema(self, scratch: Scratch | None) -> str:
         return self.live_name if scratch is None else _as_scratch(scratch).name
 
-    def _client_env(self) -> tuple[list[str], dict[str, str]]:
+    @staticmethod
+    def _account(scratch: Scratch | None) -> tuple[str, str] | None:
+        """A confined copy is read as its own account: its code never runs as ours."""
+        return None if scratch is None else _as_scratch(scratch).account
+
+    def _client_env(self, account: tuple[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
         """Connection options for the client tools, as Django's ``dbshell`` builds them.
 
         The password is only in the environment (``MYSQL_PWD``), never in the arguments.
+        ``account``: connect as that (user, password) instead.
         """
         s = self.connection.settings_dict
         options = s.get("OPTIONS") or {}
@@ -207,6 +231,8 @@ class Adapter(VendorAdapter):
             args.append(f"--defaults-file={options['read_default_file']}")
         user = options.get("user", s.get("USER"))
         password = options.get("password", options.get("passwd", s.get("PASSWORD")))
+        if account:
+            user, password = account
         host = options.get("host", s.get("HOST"))
         port = options.get("port", s.get("PORT"))
         if user:
@@ -263,10 +289,12 @@ class Adapter(VendorAdapter):
         return SnapshotInfo(row_counts=counter.counts, migrations={}, integrity_errors=errors)
 
     # --- restore --------------------------------------------------------------------------
-    def restore_command(self, scratch_name: str) -> tuple[list[str], dict[str, str]]:
+    def restore_command(
+        self, scratch_name: str, account: tuple[str, str] | None = None
+    ) -> tuple[list[str], dict[str, str]]:
         """The client's argument list and environment (the password only in the environment)."""
         tool = find_tool(_CLIENT_TOOLS, error=RestoreError, install=_INSTALL)
-        options, env = self._client_env()
+        options, env = self._client_env(account)
         # A backup file may be crafted: no LOAD DATA LOCAL (it reads the app host's files) and,
         # with MariaDB's client, no client commands that touch the file system or run programs.
         sandbox = ["--sandbox"] if "MariaDB" in tool_version(tool, env) else []
@@ -286,19 +314,35 @@ class Adapter(VendorAdapter):
         self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
     ) -> Scratch:
         name = _derived_name(self.live_name, "scratch")
-        args, env = self.restore_command(name)  # a missing tool fails before any work
+        account = scratch_account() if self.confine_scratch else None
+        args, env = self.restore_command(name, account)  # a missing tool fails before any work
         with self._cursor(None, error=RestoreError) as cursor:
             try:
                 self._create_schema(cursor, name, like=self.live_name)
+                cursor.execute("SHOW DATABASES")
+                others = {str(r[0]) for r in cursor.fetchall()} - {name}
             except MySQLdb.Error as exc:
                 raise RestoreError(
                     f"cannot create the scratch schema {name} on {self._server()}: {exc}; the "
-                    "database user needs the CREATE privilege. The live database was not changed"
+                    "database user needs the CREATE privilege. Nothing was written to the live "
+                    "database"
                 ) from exc
-        scratch = MySQLScratch(name)
+        scratch = MySQLScratch(name, account)
         logger.info("created %s", scratch.description)
         counter = DumpRowCounter()
+        # Every statement is checked before the client sees it: none may name another schema.
+        guard = DumpGuard(others)
         try:
+
+            def checked(chunk: bytes, *, last: bool = False) -> bytes:
+                try:
+                    return guard.feed(chunk) + (guard.finish() if last else b"")
+                except DumpRefused as exc:
+                    raise RestoreError(
+                        f"the backup was refused while loading it into {scratch.description}: "
+                        f"{exc}; it reaches outside that schema (a crafted or foreign dump?) and "
+                        "was not run. Use a backup this installation made"
+                    ) from None
 
             def chunks() -> Iterator[bytes]:
                 first = source.read(CHUNK)
@@ -307,14 +351,15 @@ class Adapter(VendorAdapter):
                 if not first.lstrip().startswith((b"/*", b"--")):
                     raise RestoreError("the backup does not contain a MariaDB/MySQL dump")
                 counter.write(first)
-                yield first
+                yield checked(first)
                 while chunk := source.read(CHUNK):
                     counter.write(chunk)
-                    yield chunk
+                    yield checked(chunk)
+                yield checked(b"", last=True)
                 if not counter.complete:
                     raise RestoreError(
-                        "the dump in the backup is incomplete (no completion line); the live "
-                        "database was not changed. Restore another backup"
+                        "the dump in the backup is incomplete (no completion line); nothing was "
+                        "written to the live database. Restore another backup"
                     )
 
             if progress:
@@ -325,7 +370,7 @@ class Adapter(VendorAdapter):
                 chunks=chunks(),
                 error=RestoreError,
                 what=f"loading the dump into {scratch.description}",
-                hint="; the live database was not changed",
+                hint="; it ran in that scratch schema, not in the live one (no statement may name another)",
             )
         except BaseException:
             self.drop_scratch(scratch)
@@ -491,7 +536,7 @@ class Adapter(VendorAdapter):
         schema = self._schema(scratch)
         errors: list[str] = []
         try:
-            with self._cursor(schema) as cursor:
+            with self._cursor(schema, account=self._account(scratch)) as cursor:
                 tables = self._tables(cursor, schema)
                 option = " EXTENDED" if level == "full" else ""
                 for start in range(0, len(tables), 50):
@@ -507,7 +552,7 @@ class Adapter(VendorAdapter):
 
     def row_counts(self, scratch: Scratch | None = None) -> dict[str, int]:
         schema = self._schema(scratch)
-        with self._cursor(schema) as cursor:
+        with self._cursor(schema, account=self._account(scratch)) as cursor:
             counts: dict[str, int] = {}
             for table in self._tables(cursor, schema):
                 cursor.execute(f"SELECT COUNT(*) FROM {_q(table)}")  # noqa: S608
@@ -516,7 +561,7 @@ class Adapter(VendorAdapter):
 
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
         schema = self._schema(scratch)
-        with self._cursor(schema) as cursor:
+        with self._cursor(schema, account=self._account(scratch)) as cursor:
             if "django_migrations" not in self._tables(cursor, schema):
                 return {}
             cursor.execute("SELECT app, name FROM django_migrations ORDER BY app, id")

@@ -1,0 +1,84 @@
+"""A crafted MariaDB dump cannot change the live schema while it is loaded into a scratch copy.
+
+The review's attack: a dump with ``USE live;`` or ``INSERT INTO live.t`` changed live data during
+a Verify, which then claimed the live database was unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+
+import pytest
+
+from safemigrate.exceptions import RestoreError
+from tests.safemigrate.vendors.servers import adapter_for, require
+
+HEAD = b"-- MariaDB dump (crafted)\n/*!40101 SET NAMES utf8mb4 */;\nCREATE TABLE `t` (`id` int);\n"
+TAIL = b"-- Dump completed on 2026-01-01\n"
+
+
+@pytest.fixture
+def live():
+    """A live schema with one row in ``t``, and the server."""
+    server = require("mysql")
+    name = f"smsec_my_{secrets.token_hex(3)}"
+    server.create(name)
+    server.query(f"CREATE TABLE `{name}`.`t` (`id` int)")
+    server.query(f"INSERT INTO `{name}`.`t` VALUES (1)")
+    yield server, name
+    for each in server.databases(name):
+        server.drop(each)
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "USE `{live}`;\nDELETE FROM `t`;\n",
+        "use {live}\nDELETE FROM `t`;\n",
+        "\\u {live}\nDELETE FROM `t`;\n",
+        "INSERT INTO `{live}`.`t` VALUES (666);\n",
+        "DELETE FROM {live}.t;\n",
+        "/*!40000 DELETE FROM `{live}`.`t` */;\n",
+        "INSERT INTO `t` VALUES\n(1),\n(2); DELETE FROM `{live}`.`t`;\n",
+        "INSERT INTO `t` VALUES (1),(2); DELETE FROM `{live}`.`t`;\n",
+        "DROP DATABASE `{live}`;\n",
+        "CREATE DATABASE `smsec_evil`;\n",
+        "GRANT ALL ON *.* TO 'x'@'%';\n",
+        "CREATE USER 'x'@'%';\n",
+        "SET GLOBAL max_connections = 1;\n",
+        "SELECT 1 INTO OUTFILE '/tmp/smsec-out';\n",
+        "DELIMITER ;;\nCREATE TRIGGER `tr` AFTER INSERT ON `t` FOR EACH ROW DELETE FROM `{live}`.`t` ;;\n"
+        "DELIMITER ;\nINSERT INTO `t` VALUES (5);\n",
+        "PREPARE s FROM CONCAT('DELETE FROM ', '{live}', '.t');\nEXECUTE s;\n",
+    ],
+)
+def test_mysql_restore_to_scratch__statements_naming_the_live_schema_are_refused(live, tmp_path, attack):
+    server, name = live
+    dump = HEAD + attack.format(live=name).encode() + TAIL
+    adapter = adapter_for(server, name)
+    with pytest.raises(RestoreError) as caught:
+        adapter.restore_to_scratch(io.BytesIO(dump), workdir=tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "refused while loading it into scratch schema" in message, message
+    assert server.query(f"SELECT id FROM `{name}`.`t`") == [(1,)]  # the live table is unchanged
+    assert server.databases(name) == [name]  # no scratch schema left behind
+    assert server.databases("smsec_evil") == []
+
+
+def test_mysql_restore_to_scratch__an_honest_dump_loads(live, tmp_path):
+    server, name = live
+    dump = (
+        HEAD + b"LOCK TABLES `t` WRITE;\n/*!40000 ALTER TABLE `t` DISABLE KEYS */;\n"
+        b"INSERT INTO `t` VALUES\n(1),\n(2);\nINSERT INTO `t` VALUES (3),(4);\n"
+        b"/*!40000 ALTER TABLE `t` ENABLE KEYS */;\nUNLOCK TABLES;\n"
+        b"CREATE TABLE `status` (`reset` int, `use` varchar(40) DEFAULT 'a;b', `kill` int);\n"
+        b"INSERT INTO `status` VALUES\n(1,'it''s; \\\\u use x.y',NULL);\n" + TAIL
+    )
+    adapter = adapter_for(server, name)
+    scratch = adapter.restore_to_scratch(io.BytesIO(dump), workdir=tmp_path)
+    try:
+        assert adapter.row_counts(scratch) == {"status": 1, "t": 4}
+    finally:
+        adapter.drop_scratch(scratch)
