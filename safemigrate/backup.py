@@ -33,6 +33,7 @@ from safemigrate.manifest import (
     reserve_backup_name,
     write_manifest,
 )
+from safemigrate.provenance import record_made_here
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress
 
@@ -192,6 +193,7 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
         created.append(manifest_file)
         manifest = write_manifest(manifest, directory)
         fsync_dir(directory)
+        record_made_here(manifest)  # Verify loads only backups made here or authenticated
     except OSError as exc:
         _cleanup(*created)
         raise BackupError(_os_error_message(exc, final)) from exc

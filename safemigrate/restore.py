@@ -31,6 +31,7 @@ from safemigrate.exceptions import (
 from safemigrate.leftovers import private_workdir
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, check_trusted, sign, update_manifest
+from safemigrate.provenance import check_made_here
 from safemigrate.signals import restore_done, send, verification_failed
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress, Scratch, VendorAdapter
@@ -274,9 +275,21 @@ def _clear_caches() -> None:
         ContentType.objects.clear_cache()
 
 
-def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progress | None = None) -> Manifest:
-    """Checksum + restore into a scratch copy + integrity check + row counts; marks it verified."""
+def verify_backup(
+    *,
+    backup: Manifest,
+    alias: str = "default",
+    progress: Progress | None = None,
+    trust_file: bool = False,
+) -> Manifest:
+    """Checksum + restore into a scratch copy + integrity check + row counts; marks it verified.
+
+    A server engine's backup must be authenticated or made here (``trust_file``: the operator
+    vouches for it), as its SQL runs on the live server.
+    """
     adapter = get_adapter(alias)
+    if not trust_file:
+        check_made_here(backup, vendor=adapter.vendor, key=get_settings().encryption_key)
     workdir = private_workdir(ensure_backup_dir(alias))
     adapter.confine_scratch = True  # loaded and read as SAFEMIGRATE_SCRATCH_USER where configured
     try:
