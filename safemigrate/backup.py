@@ -23,7 +23,7 @@ from safemigrate import catalogue
 from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix, fsync_dir
 from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import BackupError, SafeMigrateError
-from safemigrate.leftovers import private_workdir, sweep_leftovers
+from safemigrate.leftovers import private_workdir, sweep_leftovers, sweep_scratch_databases
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import (
     MANIFEST_SUFFIX,
@@ -118,6 +118,7 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
     adapter = get_adapter(alias)
     directory = ensure_backup_dir(alias)
     sweep_leftovers(directory)  # a killed run's plaintext copies go before a new one is made
+    sweep_scratch_databases(alias)  # and its scratch databases (PostgreSQL, MariaDB)
     now = datetime.now(UTC)
     extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
     created: list[Path] = []  # a failure removes this run's own files, never another run's

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from safemigrate import catalogue
 from safemigrate.conf import backup_dir_for, get_settings
-from safemigrate.leftovers import sweep_leftovers
+from safemigrate.leftovers import sweep_leftovers, sweep_scratch_databases
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, list_manifests
 
@@ -107,7 +107,7 @@ def rotate_backups(
     keep = get_settings().keep if keep is None else keep
     with migration_lock(alias=alias, timeout=lock_timeout):
         directory = backup_dir_for(alias)
-        swept = [] if dry_run else sweep_leftovers(directory)
+        swept = [] if dry_run else sweep_leftovers(directory) + sweep_scratch_databases(alias)
         backups = list_manifests(directory, alias=alias)
         doomed = backups_to_delete(backups, keep=keep)
         # Standalone JSON dumps (--json-only, the dump task) are rotated by the same count.

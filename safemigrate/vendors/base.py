@@ -123,6 +123,11 @@ class VendorAdapter(abc.ABC):
     def drop_scratch(self, scratch: Scratch) -> None:
         """Remove a scratch copy; a no-op if it is already gone."""
 
+    def sweep_scratch(self, *, now: float | None = None) -> list[str]:
+        """Drop scratch copies left by processes that are gone; their names. (Files: no-op here,
+        ``safemigrate.leftovers`` sweeps them.)"""
+        return []
+
     # --- checks ---------------------------------------------------------------------------
     @abc.abstractmethod
     def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:

@@ -37,6 +37,8 @@ from safemigrate.vendors.external import (
     child_env,
     find_tool,
     scratch_account,
+    scratch_name,
+    stale_scratch,
     stream_in,
     stream_out,
     tool_version,
@@ -313,7 +315,7 @@ class Adapter(VendorAdapter):
     def restore_to_scratch(
         self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
     ) -> Scratch:
-        name = _derived_name(self.live_name, "scratch")
+        name = scratch_name(self.live_name, limit=64)
         account = scratch_account() if self.confine_scratch else None
         args, env = self.restore_command(name, account)  # a missing tool fails before any work
         with self._cursor(None, error=RestoreError) as cursor:
@@ -385,6 +387,24 @@ class Adapter(VendorAdapter):
             logger.info("dropped scratch schema %s", name)
         except (MySQLdb.Error, SafeMigrateError) as exc:
             logger.warning("could not drop the scratch schema %s (%s); drop it by hand", name, exc)
+
+    def sweep_scratch(self, *, now: float | None = None) -> list[str]:
+        names = []
+        with self._cursor(None) as cursor:
+            cursor.execute("SHOW DATABASES")
+            listed = [str(r[0]) for r in cursor.fetchall()]
+            for name in stale_scratch(listed, self.live_name, limit=64, now=now):
+                cursor.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = %s", [name])
+                if cursor.fetchone():  # in use: a verification's load or check
+                    continue
+                try:
+                    cursor.execute(f"DROP DATABASE IF EXISTS {_q(name)}")
+                except MySQLdb.Error as exc:
+                    logger.warning("could not drop the leftover scratch schema %s: %s", name, exc)
+                    continue
+                logger.warning("dropped the scratch schema %s, left behind by an interrupted run", name)
+                names.append(name)
+        return names
 
     def _kill_others(self, cursor: Any, schema: str) -> None:
         """Kill every other connection using ``schema``, saying so in the log."""

@@ -53,6 +53,8 @@ from safemigrate.vendors.external import (
     child_env,
     find_tool,
     scratch_account,
+    scratch_name,
+    stale_scratch,
     stream_in,
     stream_out,
     tool_version,
@@ -373,7 +375,7 @@ class Adapter(VendorAdapter):
     def _create_scratch(self, admin: psycopg.Connection[Any], *, owner: str | None = None) -> str:
         """A new empty database with the live database's encoding, locale, tablespace and owner
         (``owner``: owned by that role instead, the confined scratch user)."""
-        name = _derived_name(self.live_name, "scratch")
+        name = scratch_name(self.live_name, limit=63)
         major = _server_major(admin)
         locale = ", d.daticulocale" if major in (15, 16) else ", d.datlocale" if major >= 17 else ""
         provider = ", d.datlocprovider" if major >= 15 else ""
@@ -515,6 +517,25 @@ class Adapter(VendorAdapter):
             logger.info("dropped %s", scratch.description)
         except (psycopg.Error, SafeMigrateError) as exc:
             logger.warning("could not drop %s (%s); drop it by hand", scratch.description, exc)
+
+    def sweep_scratch(self, *, now: float | None = None) -> list[str]:
+        names = []
+        with contextlib.closing(self._maintenance()) as admin:
+            listed = [str(r[0]) for r in admin.execute("SELECT datname FROM pg_database")]
+            for name in stale_scratch(listed, self.live_name, limit=63, now=now):
+                # Never one in use (a verification's pg_restore or check); no FORCE: a connection
+                # arriving meanwhile makes the DROP fail, and the database is kept.
+                busy = admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,))
+                if busy.fetchone():
+                    continue
+                try:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                except psycopg.Error as exc:
+                    logger.warning("could not drop the leftover scratch database %s: %s", name, exc)
+                    continue
+                logger.warning("dropped the scratch database %s, left behind by an interrupted run", name)
+                names.append(name)
+        return names
 
     def _drop_database(self, admin: psycopg.Connection[Any], name: str) -> None:
         if _server_major(admin) >= 13:
