@@ -154,6 +154,9 @@ SAFEMIGRATE_BACKUP_DIR = env.str("SAFEMIGRATE_BACKUP_DIR", default="") or None
 SAFEMIGRATE_KEEP = env.int("SAFEMIGRATE_KEEP", default=10)
 SAFEMIGRATE_COMPRESS = env.str("SAFEMIGRATE_COMPRESS", default="zstd")
 SAFEMIGRATE_ENCRYPTION_KEY = env.str("SAFEMIGRATE_ENCRYPTION_KEY", default="") or None
+# PostgreSQL/MariaDB: the account Verify loads scratch copies as (docs/postgresql-mariadb.md).
+SAFEMIGRATE_SCRATCH_USER = env.str("SAFEMIGRATE_SCRATCH_USER", default="") or None
+SAFEMIGRATE_SCRATCH_PASSWORD = env.str("SAFEMIGRATE_SCRATCH_PASSWORD", default="") or None
 SAFEMIGRATE_SCHEDULE = env.str("SAFEMIGRATE_SCHEDULE", default="") or None
 SAFEMIGRATE_VERIFY_SCHEDULE = env.str("SAFEMIGRATE_VERIFY_SCHEDULE", default="") or None
 SAFEMIGRATE_INTEGRITY_CHECK = env.str("SAFEMIGRATE_INTEGRITY_CHECK", default="quick")

@@ -15,9 +15,12 @@ import re
 
 _STRING = re.compile(rb"'[^'\\]*(?:\\.[^'\\]*)*'|\"[^\"\\]*(?:\\.[^\"\\]*)*\"")
 _EXEC_COMMENT = re.compile(rb"/\*M?!\d*|/\*|\*/")
-_ROW = re.compile(rb"\((?:[^;()\\`])*\)[,;]?\s*")
+_ROWS = re.compile(rb"(?:\((?:[^;()\\`'\"\n]++|'(?:[^'\\\n]++|\\.)*+')*+\)[,;][ \t\r]*\n)*+")
+"""Whole lines of plain rows: literals (numbers, NULL, _binary '…', 0x…) between parentheses."""
 _INSERT_ROWS = re.compile(rb"INSERT INTO `(?:[^`]|``)+` VALUES\s*")
-_INSERT_LINE = re.compile(rb"INSERT INTO `(?:[^`]|``)+` VALUES (?:\((?:[^;()\\`])*\),?)+;\s*")
+_INSERT_LINE = re.compile(
+    rb"INSERT INTO `(?:[^`]|``)+` VALUES (?:\((?:[^;()\\`'\"\n]++|'(?:[^'\\\n]++|\\.)*+')*+\),?)++;\s*"
+)
 _IDENT = re.compile(rb"`(?:[^`]|``)*`")
 _CLIENT_COMMAND = re.compile(
     rb"^\s*(?:\\(?!-)|(?:use|connect|source|system|tee|notee|pager|charset|ego|go|print|prompt|"
@@ -81,10 +84,31 @@ class DumpGuard:
         data = self.tail + chunk if self.tail else chunk
         end = data.rfind(b"\n") + 1
         self.tail = data[end:]
-        for line in data[:end].split(b"\n")[:-1]:
+        pos = 0
+        while pos < end:
+            if self.in_rows:  # one regex over the block of rows: the dump's bulk, kept fast
+                stop = data.find(b";\n", pos, end)
+                last = end if stop < 0 else stop + 2
+                if not _ROWS.fullmatch(data, pos, last):
+                    self.line_no += 1
+                    self._refuse("is not a row of plain values", self._bad_row(data, pos, last))
+                self.line_no += data.count(b"\n", pos, last)
+                self.in_rows = stop < 0
+                pos = last
+                continue
+            newline = data.index(b"\n", pos, end)
             self.line_no += 1
-            self._line(line)
+            self._line(data[pos:newline])
+            pos = newline + 1
         return data[:end]
+
+    def _bad_row(self, data: bytes, pos: int, last: int) -> bytes:
+        """The first line of ``data[pos:last]`` that is not a plain row (its line number noted)."""
+        for line in data[pos:last].split(b"\n"):
+            if not _ROWS.fullmatch(line + b"\n"):
+                return line
+            self.line_no += 1
+        return data[pos:last][:80]
 
     def finish(self) -> bytes:
         """At the end of the stream: the last line (checked) and any unterminated statement."""
@@ -101,11 +125,10 @@ class DumpGuard:
         raise DumpRefused(f"line {self.line_no} {what}: {shown}")
 
     def _line(self, line: bytes) -> None:
-        if self.in_rows:
-            bare = _STRING.sub(b"''", line) if b"'" in line or b'"' in line else line
-            if not _ROW.fullmatch(bare):
+        if self.in_rows:  # the stream's last line, without its newline
+            if not _ROWS.fullmatch(line + b"\n"):
                 self._refuse("is not a row of plain values", line)
-            self.in_rows = not bare.rstrip().endswith(b";")
+            self.in_rows = not line.rstrip().endswith(b";")
             return
         if not self.statement:
             stripped = line.strip()
@@ -118,8 +141,7 @@ class DumpGuard:
                 self.in_rows = True
                 return
             if line.startswith(b"INSERT INTO `"):
-                bare = _STRING.sub(b"''", line) if b"'" in line or b'"' in line else line
-                if not _INSERT_LINE.fullmatch(bare):
+                if not _INSERT_LINE.fullmatch(line):
                     self._refuse("is not a plain INSERT of values", line)
                 return
         self.statement.append(line)
