@@ -82,3 +82,46 @@ def test_mysql_restore_to_scratch__an_honest_dump_loads(live, tmp_path):
         assert adapter.row_counts(scratch) == {"status": 1, "t": 4}
     finally:
         adapter.drop_scratch(scratch)
+
+
+def test_verifybackup__a_dump_naming_the_live_schema_is_refused_and_live_data_kept(tmp_path):
+    """The whole Verify path, on a real backup edited to reach into the live schema."""
+    import hashlib
+    import json
+
+    import zstandard
+
+    from tests.safemigrate.vendors.servers import make_live_db
+
+    server = require("mysql")
+    db = make_live_db(server, tmp_path)
+    try:
+        name = db.backup()["name"]
+        path = db.backup_dir / name
+        raw = zstandard.ZstdDecompressor().decompressobj().decompress(path.read_bytes())
+        attack = f"DELETE FROM `{db.name}`.`auth_permission`;\n".encode()
+        crafted = raw.replace(b"-- Dump completed", attack + b"-- Dump completed", 1)
+        data = zstandard.ZstdCompressor(write_checksum=True, write_content_size=True).compress(crafted)
+        path.write_bytes(data)
+        manifest_path = db.backup_dir / f"{name}.manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest.update(
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            raw_size=len(crafted),
+            raw_sha256=hashlib.sha256(crafted).hexdigest(),
+            verified=False,
+        )
+        manifest_path.write_text(json.dumps(manifest))
+        before = db.content()
+        assert before["auth_permission"]
+
+        result = db.run("verifybackup", "--trust-file", name)
+        assert result.returncode == 1
+        failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+        assert len(failed) == 1 and "names another schema" in failed[0], result.stdout
+        assert db.content() == before  # the live tables are unchanged
+        assert db.leftovers() == []
+    finally:
+        for each in server.databases(db.name):
+            server.drop(each)
