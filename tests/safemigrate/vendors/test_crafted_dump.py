@@ -119,7 +119,8 @@ def test_verifybackup__a_dump_naming_the_live_schema_is_refused_and_live_data_ke
         result = db.run("verifybackup", "--trust-file", name)
         assert result.returncode == 1
         failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
-        assert len(failed) == 1 and "names another schema" in failed[0], result.stdout
+        assert len(failed) == 1, result.stdout
+        assert "names another schema" in failed[0]
         assert db.content() == before  # the live tables are unchanged
         assert db.leftovers() == []
     finally:
