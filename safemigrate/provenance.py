@@ -84,3 +84,60 @@ def check_made_here(manifest: Manifest, *, vendor: str, key: str | None) -> None
         "trust the file, verify it with: manage.py verifybackup --trust-file "
         f"{manifest.name}"
     )
+
+
+def unexpected_schema_objects(manifest: Manifest, *, alias: str) -> list[str]:
+    """SQLite: the triggers and views in ``manifest``'s backup that the live database ``alias``
+    does not have, e.g. ``trigger evil``; empty when it cannot tell.
+
+    A crafted backup can hide SQL in a trigger (it runs at the next write after a restore) or a
+    view, and such a backup verifies and restores fine: the restore preview names them, since
+    the migrations that made the live database did not create them.
+    """
+    import shutil
+    import sqlite3
+    import time
+
+    from django.db import connections
+
+    from safemigrate.codec import BackupReader
+    from safemigrate.conf import get_settings
+
+    connection = connections[alias]
+    if manifest.vendor != "sqlite" or connection.vendor != "sqlite" or manifest.path is None:
+        return []
+    objects = "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(objects)
+            live_objects = {(str(r[0]), str(r[1])) for r in cursor.fetchall()}
+    except Exception:  # noqa: BLE001 - a broken live database: the preview says so already
+        return []
+    if not manifest.file_path.is_file():
+        return []
+    work = private_workdir(manifest.path.parent)
+    conf = get_settings()
+    copy = work / f".restore-{os.getpid()}-{time.monotonic_ns()}.sqlite3"  # swept if we die
+    try:
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with manifest.file_path.open("rb") as f, os.fdopen(fd, "wb") as out:
+            reader = BackupReader(
+                f,
+                compression=manifest.compression,
+                encrypted=bool(manifest.encryption),
+                key=conf.encryption_key,
+                name=manifest.name,
+                limit=manifest.raw_size or max(shutil.disk_usage(work).free - conf.free_space_reserve, 0),
+            )
+            while chunk := reader.read(1 << 20):
+                out.write(chunk)
+        conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+        try:
+            rows = conn.execute(objects).fetchall()
+        finally:
+            conn.close()
+    except Exception:  # noqa: BLE001 - a preview warning is best effort: restore checks the file
+        return []
+    finally:
+        copy.unlink(missing_ok=True)
+    return sorted(f"{kind} {name}" for kind, name in {(str(k), str(n)) for k, n in rows} - live_objects)

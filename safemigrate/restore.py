@@ -31,7 +31,7 @@ from safemigrate.exceptions import (
 from safemigrate.leftovers import private_workdir
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, check_trusted, sign, update_manifest
-from safemigrate.provenance import check_made_here
+from safemigrate.provenance import check_made_here, unexpected_schema_objects
 from safemigrate.signals import restore_done, send, verification_failed
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress, Scratch, VendorAdapter
@@ -340,6 +340,12 @@ def restore_preview(*, backup: Manifest, alias: str = "default") -> RestorePrevi
     own_name = adapter.database_name()
     if backup.database_name and own_name and Path(backup.database_name).name != Path(own_name).name:
         warnings.append(f"the backup was made from {backup.database_name}, not {own_name}")
+    extra = unexpected_schema_objects(backup, alias=alias)
+    if extra:
+        warnings.append(
+            f"the backup has {len(extra)} trigger(s) or view(s) this database does not have "
+            f"({', '.join(extra[:3])}): not made by your migrations? Restore it only if you trust it"
+        )
     tables = sorted(set(backup.row_counts) | set(now_counts))
     return RestorePreview(
         manifest=backup,
