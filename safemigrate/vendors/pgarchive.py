@@ -50,6 +50,27 @@ _REFUSED_TYPES = {
     "PROCEDURAL LANGUAGE",
     "ROLE",
 }
+# Extensions that reach other databases, servers, files or programs. Any other runs only the
+# server's own install script; these are allowed only where the live database has them.
+_REACHING_EXTENSIONS = {
+    "adminpack",
+    "dblink",
+    "file_fdw",
+    "http",
+    "log_fdw",
+    "multicorn",
+    "mysql_fdw",
+    "oracle_fdw",
+    "pg_background",
+    "pg_cron",
+    "plperlu",
+    "plpython3u",
+    "plpythonu",
+    "plsh",
+    "pltclu",
+    "postgres_fdw",
+    "tds_fdw",
+}
 _STATEMENTS = [
     (re.compile(p, re.IGNORECASE), what)
     for p, what in (
@@ -208,11 +229,13 @@ def refusal(entries: list[TocEntry], *, extensions: set[str]) -> str | None:
         desc = entry.desc.upper()
         if _skipped_by_pg_restore(entry):
             continue
-        if desc == "EXTENSION" and entry.tag in extensions:
-            if _HONEST_EXTENSION.fullmatch(_QUOTED_IDENT.sub('""', entry.defn)):
-                continue  # the live database has it: its scratch copy may too
-            return f"its entry {entry.label} holds more than the extension"
-        if desc in _REFUSED_TYPES or desc == "EXTENSION":
+        if desc == "EXTENSION":
+            if entry.tag in _REACHING_EXTENSIONS and entry.tag not in extensions:
+                return f"its entry {entry.label} installs an extension that reaches outside the database"
+            if not _HONEST_EXTENSION.fullmatch(_QUOTED_IDENT.sub('""', entry.defn)):
+                return f"its entry {entry.label} holds more than the extension"
+            continue
+        if desc in _REFUSED_TYPES:
             return f"its entry {entry.label} acts outside the scratch database"
         problem = _scan(entry.defn)
         if problem:

@@ -140,3 +140,29 @@ def test_verify_load__an_honest_archive_loads_and_is_read_as_the_scratch_user(ro
     finally:
         adapter.drop_scratch(scratch)
     assert scratch_left(server, live) == []
+
+
+def test_refusal__extensions_reaching_outside_only_where_the_live_database_has_them():
+    from safemigrate.vendors.pgarchive import TocEntry, refusal
+
+    def ext(name: str, defn: str = "") -> list[TocEntry]:
+        defn = defn or f"CREATE EXTENSION IF NOT EXISTS {name} WITH SCHEMA public;\n"
+        return [TocEntry(desc="EXTENSION", tag=name, namespace="", defn=defn, copy="")]
+
+    assert refusal(ext("pg_trgm"), extensions=set()) is None  # a restore after the database was lost
+    assert "reaches outside" in (refusal(ext("dblink"), extensions=set()) or "")
+    assert refusal(ext("dblink"), extensions={"dblink"}) is None
+    sneaky = "CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public; ALTER ROLE x SUPERUSER;\n"
+    assert "holds more than the extension" in (refusal(ext("pg_trgm", sneaky), extensions=set()) or "")
+    database = TocEntry(
+        desc="DATABASE PROPERTIES", tag="fitness", namespace="", defn="ALTER DATABASE x SET a=1;", copy=""
+    )
+    assert refusal([database], extensions=set()) is None  # run only with --create, never used
+    copy = TocEntry(
+        desc="TABLE DATA",
+        tag="t",
+        namespace="public",
+        defn="",
+        copy="COPY t FROM stdin; ALTER ROLE x SUPERUSER;\n",
+    )
+    assert "unexpected statement" in (refusal([copy], extensions=set()) or "")
