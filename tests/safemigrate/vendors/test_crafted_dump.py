@@ -126,3 +126,36 @@ def test_verifybackup__a_dump_naming_the_live_schema_is_refused_and_live_data_ke
     finally:
         for each in server.databases(db.name):
             server.drop(each)
+
+
+def test_mysql_verify_load__runs_as_the_scratch_account(live, tmp_path, settings):
+    """With SAFEMIGRATE_SCRATCH_USER, the dump is loaded and counted by an account that has
+    rights on the scratch schemas only (the documented wildcard grant)."""
+    server, name = live
+    account = f"smsec_scr_{secrets.token_hex(3)}"
+    server.query(f"CREATE USER '{account}'@'%'")
+    try:
+        pattern = name.replace("_", "\\_") + "\\_smscratch\\_%"
+        server.query(f"GRANT ALL ON `{pattern}`.* TO '{account}'@'%'")
+        settings.SAFEMIGRATE_SCRATCH_USER = account
+        adapter = adapter_for(server, name)
+        adapter.confine_scratch = True
+        dump = HEAD + b"INSERT INTO `t` VALUES (1),(2);\nSELECT CURRENT_USER() INTO @who;\n" + TAIL
+        scratch = adapter.restore_to_scratch(io.BytesIO(dump), workdir=tmp_path)
+        try:
+            assert scratch.account == (account, "")  # counted and checked as that account
+            assert adapter.row_counts(scratch) == {"t": 2}
+            assert adapter.integrity_errors(scratch) == []
+            conn = adapter._connect(scratch.name, account=scratch.account)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT CURRENT_USER()")
+                    assert cursor.fetchone()[0].startswith(account)
+                    with pytest.raises(Exception, match="denied"):
+                        cursor.execute(f"SELECT * FROM `{name}`.`t`")  # the live schema is out of reach
+            finally:
+                conn.close()
+        finally:
+            adapter.drop_scratch(scratch)
+    finally:
+        server.query(f"DROP USER '{account}'@'%'")
