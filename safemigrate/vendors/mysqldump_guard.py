@@ -21,6 +21,11 @@ _INSERT_ROWS = re.compile(rb"INSERT INTO `(?:[^`]|``)+` VALUES\s*")
 _INSERT_LINE = re.compile(
     rb"INSERT INTO `(?:[^`]|``)+` VALUES (?:\((?:[^;()\\`'\"\n]++|'(?:[^'\\\n]++|\\.)*+')*+\),?)++;\s*"
 )
+_ALTER_OWN_CHARSET = re.compile(
+    rb"ALTER DATABASE `(?:[^`]|``)+`( CHARACTER SET \w+ COLLATE \w+ ;)\s*", re.IGNORECASE
+)
+"""What mariadb-dump writes around a routine made under another charset: it names the dumped
+schema, which would change the live one; without a name it changes the current (scratch) one."""
 _IDENT = re.compile(rb"`(?:[^`]|``)*`")
 _CLIENT_COMMAND = re.compile(
     rb"^\s*(?:\\(?!-)|(?:use|connect|source|system|tee|notee|pager|charset|ego|go|print|prompt|"
@@ -85,6 +90,7 @@ class DumpGuard:
         end = data.rfind(b"\n") + 1
         self.tail = data[end:]
         pos = 0
+        out: list[bytes] = []
         while pos < end:
             if self.in_rows:  # one regex over the block of rows: the dump's bulk, kept fast
                 stop = data.find(b";\n", pos, end)
@@ -94,13 +100,14 @@ class DumpGuard:
                     self._refuse("is not a row of plain values", self._bad_row(data, pos, last))
                 self.line_no += data.count(b"\n", pos, last)
                 self.in_rows = stop < 0
+                out.append(data[pos:last])
                 pos = last
                 continue
             newline = data.index(b"\n", pos, end)
             self.line_no += 1
-            self._line(data[pos:newline])
+            out.append(self._line(data[pos:newline]) + b"\n")
             pos = newline + 1
-        return data[:end]
+        return b"".join(out)
 
     def _bad_row(self, data: bytes, pos: int, last: int) -> bytes:
         """The first line of ``data[pos:last]`` that is not a plain row (its line number noted)."""
@@ -115,7 +122,7 @@ class DumpGuard:
         tail, self.tail = self.tail, b""
         if tail:
             self.line_no += 1
-            self._line(tail)
+            tail = self._line(tail)
         if self.statement:
             self._check(b"\n".join(self.statement))
         return tail
@@ -124,30 +131,34 @@ class DumpGuard:
         shown = " ".join(text.decode("utf-8", "replace").split())[:80]
         raise DumpRefused(f"line {self.line_no} {what}: {shown}")
 
-    def _line(self, line: bytes) -> None:
+    def _line(self, line: bytes) -> bytes:
+        """Check one line; the line to pass on to the client."""
         if self.in_rows:  # the stream's last line, without its newline
             if not _ROWS.fullmatch(line + b"\n"):
                 self._refuse("is not a row of plain values", line)
             self.in_rows = not line.rstrip().endswith(b";")
-            return
+            return line
         if not self.statement:
             stripped = line.strip()
             if not stripped or stripped.startswith((b"-- ", b"#")) or stripped == b"--":
-                return
+                return line
             if stripped.upper().startswith(b"DELIMITER "):
                 self.delimiter = stripped[10:].strip() or b";"
-                return
+                return line
             if _INSERT_ROWS.fullmatch(line):
                 self.in_rows = True
-                return
+                return line
             if line.startswith(b"INSERT INTO `"):
                 if not _INSERT_LINE.fullmatch(line):
                     self._refuse("is not a plain INSERT of values", line)
-                return
+                return line
+            if self.delimiter == b";" and (own := _ALTER_OWN_CHARSET.fullmatch(line)):
+                return b"ALTER DATABASE" + own[1]
         self.statement.append(line)
         if line.rstrip().endswith(self.delimiter):
             text, self.statement = b"\n".join(self.statement), []
             self._check(text)
+        return line
 
     def _check(self, text: bytes) -> None:
         bare = _EXEC_COMMENT.sub(b" ", _STRING.sub(b"''", text))

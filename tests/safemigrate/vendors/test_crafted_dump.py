@@ -159,3 +159,25 @@ def test_mysql_verify_load__runs_as_the_scratch_account(live, tmp_path, settings
             adapter.drop_scratch(scratch)
     finally:
         server.query(f"DROP USER '{account}'@'%'")
+
+
+def test_mysql_restore_to_scratch__a_routine_under_another_charset_changes_the_scratch_not_live(
+    live, tmp_path
+):
+    """mariadb-dump wraps such a routine in ``ALTER DATABASE `live` CHARACTER SET …``: run as
+    written it would change the live schema; it is run on the scratch schema instead."""
+    server, name = live
+    server.query(f"ALTER DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    server.query("CREATE FUNCTION answer() RETURNS int DETERMINISTIC RETURN 42", database=name)
+    server.query(f"ALTER DATABASE `{name}` CHARACTER SET latin1 COLLATE latin1_swedish_ci")
+    adapter = adapter_for(server, name)
+    dump = io.BytesIO()
+    adapter.snapshot(dump, workdir=tmp_path)
+    assert f"ALTER DATABASE `{name}` CHARACTER SET".encode() in dump.getvalue()
+    scratch = adapter.restore_to_scratch(io.BytesIO(dump.getvalue()), workdir=tmp_path)
+    try:
+        assert server.query(f"SELECT `{scratch.name}`.answer()") == [(42,)]
+    finally:
+        adapter.drop_scratch(scratch)
+    charset = "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s"
+    assert server.query(charset, (name,)) == [("latin1",)]
