@@ -90,7 +90,7 @@ class DumpGuard:
         end = data.rfind(b"\n") + 1
         self.tail = data[end:]
         pos = 0
-        out: list[bytes] = []
+        edits: list[tuple[int, int, bytes]] = []  # (start, stop, replacement), rarely any
         while pos < end:
             if self.in_rows:  # one regex over the block of rows: the dump's bulk, kept fast
                 stop = data.find(b";\n", pos, end)
@@ -100,14 +100,22 @@ class DumpGuard:
                     self._refuse("is not a row of plain values", self._bad_row(data, pos, last))
                 self.line_no += data.count(b"\n", pos, last)
                 self.in_rows = stop < 0
-                out.append(data[pos:last])
                 pos = last
                 continue
             newline = data.index(b"\n", pos, end)
             self.line_no += 1
-            out.append(self._line(data[pos:newline]) + b"\n")
+            line = data[pos:newline]
+            passed = self._line(line)
+            if passed is not line:
+                edits.append((pos, newline, passed))
             pos = newline + 1
-        return b"".join(out)
+        if not edits:
+            return data[:end]
+        out, last = [], 0
+        for start, stop, replacement in edits:
+            out += [data[last:start], replacement]
+            last = stop
+        return b"".join([*out, data[last:end]])
 
     def _bad_row(self, data: bytes, pos: int, last: int) -> bytes:
         """The first line of ``data[pos:last]`` that is not a plain row (its line number noted)."""
