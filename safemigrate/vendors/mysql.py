@@ -360,8 +360,8 @@ class Adapter(VendorAdapter):
                 yield checked(b"", last=True)
                 if not counter.complete:
                     raise RestoreError(
-                        "the dump in the backup is incomplete (no completion line); nothing was "
-                        "written to the live database. Restore another backup"
+                        "the dump in the backup is incomplete (no completion line); it was "
+                        "loaded into the scratch schema only, not the live one. Restore another backup"
                     )
 
             if progress:
