@@ -199,9 +199,8 @@ def read_toc(read: Callable[[int], bytes], chunk: int) -> tuple[list[TocEntry], 
         toc.str()  # "with oids" (always false)
         while toc.str() is not None:  # dependencies
             pass
-        flag = toc.byte()  # custom format: data state and offset
-        if flag:
-            toc.p.take(toc.off_size)
+        toc.byte()  # custom format: the data's state, then its offset (always offSize bytes)
+        toc.p.take(toc.off_size)
         entries.append(TocEntry(desc=desc, tag=tag, namespace=namespace, defn=defn, copy=copy))
     return entries, bytes(prefix.data)
 
