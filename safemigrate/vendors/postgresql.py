@@ -414,12 +414,18 @@ class Adapter(VendorAdapter):
         return name
 
     def restore_command(
-        self, scratch_name: str, *, server_major: int, account: tuple[str, str] | None = None
+        self,
+        scratch_name: str,
+        *,
+        server_major: int,
+        account: tuple[str, str] | None = None,
+        verify: bool = False,
     ) -> tuple[list[str], dict[str, str]]:
         """The pg_restore argument list and environment (the password only in the environment).
 
-        ``account``: load as that user (a Verify's confined copy), without the archive's owners
-        and grants, which only matter to a copy that becomes the live database.
+        ``verify``: a copy that is only checked, loaded without the archive's owners and grants
+        (they matter only to a copy that becomes the live database); ``account``: loaded as that
+        user (SAFEMIGRATE_SCRATCH_USER).
         """
         args = [
             self._tool("pg_restore", server_major, RestoreError),
@@ -428,8 +434,9 @@ class Adapter(VendorAdapter):
             f"--dbname={scratch_name}",
         ]
         env = self._tool_env(scratch_name)
-        if account:
+        if verify or account:
             args += ["--no-owner", "--no-privileges"]
+        if account:
             env["PGUSER"] = account[0]
             env.pop("PGPASSWORD", None)
             if account[1]:
@@ -486,7 +493,9 @@ class Adapter(VendorAdapter):
             )
         logger.info("created %s", scratch.description)
         try:
-            args, env = self.restore_command(scratch.name, server_major=major, account=account)
+            args, env = self.restore_command(
+                scratch.name, server_major=major, account=account, verify=self.confine_scratch
+            )
 
             def rest() -> Iterator[bytes]:
                 while chunk := source.read(CHUNK):
