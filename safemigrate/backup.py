@@ -25,7 +25,7 @@ from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.constants import MANIFEST_SUFFIX
 from safemigrate.exceptions import BackupError, SafeMigrateError
 from safemigrate.files import fsync_dir, remove_files
-from safemigrate.leftovers import private_workdir, sweep_leftovers
+from safemigrate.leftovers import private_workdir, sweep_leftovers, sweep_scratch_databases
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import (
     Manifest,
@@ -34,6 +34,7 @@ from safemigrate.manifest import (
     reserve_backup_name,
     write_manifest,
 )
+from safemigrate.provenance import record_made_here
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress
 
@@ -154,6 +155,7 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
     adapter = get_adapter(alias)
     directory = ensure_backup_dir(alias)
     sweep_leftovers(directory)  # a killed run's plaintext copies go before a new one is made
+    sweep_scratch_databases(alias)  # and its scratch databases (PostgreSQL, MariaDB)
     now = datetime.now(UTC)
     extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
     with RunFiles(directory) as run:
@@ -223,6 +225,7 @@ def _create_backup(*, alias: str, reason: str, progress: Progress | None) -> Bac
         run.created.append(manifest_file)
         manifest = write_manifest(manifest, directory)
         fsync_dir(directory)
+        record_made_here(manifest)  # Verify loads only backups made here or authenticated
     backup_id = catalogue.record(manifest)
     duration = time.monotonic() - started
     logger.info(

@@ -290,7 +290,7 @@ def sweep_leftover_files(*, alias: str | None = None) -> list[str]:
     container, whose pid this host cannot see, holds it, so its files are never taken for a dead
     process's. A busy or unreachable lock skips the sweep (rotation and the next backup do it).
     """
-    from safemigrate.leftovers import sweep_leftovers
+    from safemigrate.leftovers import sweep_leftovers, sweep_scratch_databases
     from safemigrate.lock import migration_lock
 
     aliases = [alias] if alias else _known_aliases()
@@ -303,6 +303,7 @@ def sweep_leftover_files(*, alias: str | None = None) -> list[str]:
         try:
             with migration_lock(alias=each, timeout=0):
                 removed.extend(sweep_leftovers(directory))
+                removed.extend(sweep_scratch_databases(each))
         except (SafeMigrateError, DatabaseError) as exc:
             logger.debug("leftovers of %s not swept now: %s", directory, exc)
             continue

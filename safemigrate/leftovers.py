@@ -105,3 +105,22 @@ def sweep_leftovers(directory: Path) -> list[str]:
                 removed.append(entry.name)
                 logger.warning("removed %s, left behind by an interrupted run", path)
     return sorted(removed)
+
+
+def sweep_scratch_databases(alias: str) -> list[str]:
+    """Drop the PostgreSQL/MariaDB scratch databases of ``alias`` whose process is gone; each as
+    ``scratch database <name>``. Their names carry the process and time that made them, so one of
+    a running verification (which does not take the migration lock) is never dropped. A server
+    that cannot be reached is skipped (the next sweep does it)."""
+    from safemigrate.exceptions import SafeMigrateError
+    from safemigrate.vendors import get_adapter
+
+    try:
+        dropped = get_adapter(alias).sweep_scratch()
+    except (SafeMigrateError, OSError, ImportError) as exc:
+        logger.debug("scratch databases of %s not swept now: %s", alias, exc)
+        return []
+    except Exception as exc:  # noqa: BLE001 - a driver error must not stop a backup or a listing
+        logger.warning("scratch databases of %s not swept: %s", alias, exc)
+        return []
+    return [f"scratch database {name}" for name in dropped]

@@ -31,6 +31,7 @@ from safemigrate.exceptions import (
 from safemigrate.leftovers import private_workdir
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, check_trusted, sign, update_manifest
+from safemigrate.provenance import check_made_here, unexpected_schema_objects
 from safemigrate.signals import restore_done, send, verification_failed
 from safemigrate.vendors import get_adapter
 from safemigrate.vendors.base import Progress, Scratch, VendorAdapter
@@ -325,10 +326,23 @@ def _clear_caches() -> None:
         ContentType.objects.clear_cache()
 
 
-def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progress | None = None) -> Manifest:
-    """Checksum + restore into a scratch copy + integrity check + row counts; marks it verified."""
+def verify_backup(
+    *,
+    backup: Manifest,
+    alias: str = "default",
+    progress: Progress | None = None,
+    trust_file: bool = False,
+) -> Manifest:
+    """Checksum + restore into a scratch copy + integrity check + row counts; marks it verified.
+
+    A server engine's backup must be authenticated or made here (``trust_file``: the operator
+    vouches for it), as its SQL runs on the live server.
+    """
     adapter = get_adapter(alias)
+    if not trust_file:
+        check_made_here(backup, vendor=adapter.vendor, key=get_settings().encryption_key)
     workdir = private_workdir(ensure_backup_dir(alias))
+    adapter.confine_scratch = True  # loaded and read as SAFEMIGRATE_SCRATCH_USER where configured
     try:
         scratch = _stage(adapter, backup, workdir=workdir, progress=progress)
     except (ChecksumMismatch, RestoreError) as exc:
@@ -342,6 +356,8 @@ def verify_backup(*, backup: Manifest, alias: str = "default", progress: Progres
                 )
             send(verification_failed, alias=alias, backup=backup, error=str(exc))
         raise
+    finally:
+        adapter.confine_scratch = False
     adapter.drop_scratch(scratch)
     if backup.path is not None and backup.path.is_file():
         backup = update_manifest(
@@ -387,6 +403,12 @@ def restore_preview(*, backup: Manifest, alias: str = "default") -> RestorePrevi
     own_name = adapter.database_name()
     if backup.database_name and own_name and Path(backup.database_name).name != Path(own_name).name:
         warnings.append(f"the backup was made from {backup.database_name}, not {own_name}")
+    extra = unexpected_schema_objects(backup, alias=alias)
+    if extra:
+        warnings.append(
+            f"the backup has {len(extra)} trigger(s) or view(s) this database does not have "
+            f"({', '.join(extra[:3])}): not made by your migrations? Restore it only if you trust it"
+        )
     tables = sorted(set(backup.row_counts) | set(now_counts))
     described = has_manifest(backup)
     return RestorePreview(

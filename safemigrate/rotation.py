@@ -23,7 +23,7 @@ from typing import Any
 from safemigrate import catalogue
 from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.exceptions import SafeMigrateError
-from safemigrate.leftovers import sweep_leftovers
+from safemigrate.leftovers import sweep_leftovers, sweep_scratch_databases
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, list_manifests
 
@@ -356,7 +356,7 @@ def rotate_backups(
     now = now or datetime.now(UTC)
     with migration_lock(alias=alias, timeout=lock_timeout):
         directory = backup_dir_for(alias)
-        swept = [] if dry_run else sweep_leftovers(directory)
+        swept = [] if dry_run else sweep_leftovers(directory) + sweep_scratch_databases(alias)
         backups = list_manifests(directory, alias=alias)
         # Standalone JSON dumps (--json-only, the dump task) are a class of their own.
         referenced = {m.json_dump["file"] for m in backups if m.json_dump and m.json_dump.get("file")}

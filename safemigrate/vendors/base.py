@@ -63,6 +63,9 @@ class VendorAdapter(abc.ABC):
         self.connection = connection
         self.alias = connection.alias
         self._migration_atomic: Any = None
+        self.confine_scratch = False
+        """Set while Verify runs: server engines load and read scratch copies as
+        SAFEMIGRATE_SCRATCH_USER when configured (a restore's copy becomes the live database)."""
 
     # --- identity -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -115,6 +118,11 @@ class VendorAdapter(abc.ABC):
     @abc.abstractmethod
     def drop_scratch(self, scratch: Scratch) -> None:
         """Remove a scratch copy; a no-op if it is already gone."""
+
+    def sweep_scratch(self, *, now: float | None = None) -> list[str]:
+        """Drop scratch copies left by processes that are gone; their names. (Files: no-op here,
+        ``safemigrate.leftovers`` sweeps them.)"""
+        return []
 
     # --- checks ---------------------------------------------------------------------------
     @abc.abstractmethod

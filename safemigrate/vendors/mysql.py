@@ -33,7 +33,17 @@ from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
 from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import SECRET_TABLES, Progress, Scratch, SnapshotInfo, VendorAdapter
-from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out, tool_version
+from safemigrate.vendors.external import (
+    child_env,
+    find_tool,
+    scratch_account,
+    scratch_name,
+    stale_scratch,
+    stream_in,
+    stream_out,
+    tool_version,
+)
+from safemigrate.vendors.mysqldump_guard import DumpGuard, DumpRefused
 
 logger = logging.getLogger("safemigrate")
 
@@ -53,8 +63,10 @@ _MIGRATING = "safemigrate-migrating"
 class MySQLScratch(Scratch):
     """A scratch schema on the same server."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, account: tuple[str, str] | None = None) -> None:
         self.name = name
+        self.account = account
+        """(user, password) it is loaded and read as (SAFEMIGRATE_SCRATCH_USER), or None: ours."""
         self.description = f"scratch schema {name}"
 
 
@@ -172,12 +184,20 @@ class Adapter(VendorAdapter):
         s = self.connection.settings_dict
         return f"{s.get('HOST') or 'localhost'}:{s.get('PORT') or 3306}"
 
-    def _connect(self, schema: str | None, *, error: type[SafeMigrateError] = SafeMigrateError) -> Any:
+    def _connect(
+        self,
+        schema: str | None,
+        *,
+        error: type[SafeMigrateError] = SafeMigrateError,
+        account: tuple[str, str] | None = None,
+    ) -> Any:
         params = dict(self.connection.get_connection_params())
-        for key in ("database", "db"):
+        for key in ("database", "db", *(("user", "password", "passwd") if account else ())):
             params.pop(key, None)
         if schema:
             params["database"] = schema
+        if account:
+            params["user"], params["password"] = account
         try:
             conn = MySQLdb.connect(**params)
             conn.autocommit(True)
@@ -197,10 +217,16 @@ class Adapter(VendorAdapter):
     def _schema(self, scratch: Scratch | None) -> str:
         return self.live_name if scratch is None else _as_scratch(scratch).name
 
-    def _client_env(self) -> tuple[list[str], dict[str, str]]:
+    @staticmethod
+    def _account(scratch: Scratch | None) -> tuple[str, str] | None:
+        """A confined copy is read as its own account: its code never runs as ours."""
+        return None if scratch is None else _as_scratch(scratch).account
+
+    def _client_env(self, account: tuple[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
         """Connection options for the client tools, as Django's ``dbshell`` builds them.
 
         The password is only in the environment (``MYSQL_PWD``), never in the arguments.
+        ``account``: connect as that (user, password) instead.
         """
         s = self.connection.settings_dict
         options = s.get("OPTIONS") or {}
@@ -209,6 +235,8 @@ class Adapter(VendorAdapter):
             args.append(f"--defaults-file={options['read_default_file']}")
         user = options.get("user", s.get("USER"))
         password = options.get("password", options.get("passwd", s.get("PASSWORD")))
+        if account:
+            user, password = account
         host = options.get("host", s.get("HOST"))
         port = options.get("port", s.get("PORT"))
         if user:
@@ -265,10 +293,12 @@ class Adapter(VendorAdapter):
         return SnapshotInfo(row_counts=counter.counts, migrations={}, integrity_errors=errors)
 
     # --- restore --------------------------------------------------------------------------
-    def restore_command(self, scratch_name: str) -> tuple[list[str], dict[str, str]]:
+    def restore_command(
+        self, scratch_name: str, account: tuple[str, str] | None = None
+    ) -> tuple[list[str], dict[str, str]]:
         """The client's argument list and environment (the password only in the environment)."""
         tool = find_tool(_CLIENT_TOOLS, error=RestoreError, install=_INSTALL)
-        options, env = self._client_env()
+        options, env = self._client_env(account)
         # A backup file may be crafted: no LOAD DATA LOCAL (it reads the app host's files) and,
         # with MariaDB's client, no client commands that touch the file system or run programs.
         sandbox = ["--sandbox"] if "MariaDB" in tool_version(tool, env) else []
@@ -287,20 +317,36 @@ class Adapter(VendorAdapter):
     def restore_to_scratch(
         self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
     ) -> Scratch:
-        name = _derived_name(self.live_name, "scratch")
-        args, env = self.restore_command(name)  # a missing tool fails before any work
+        name = scratch_name(self.live_name, limit=64)
+        account = scratch_account() if self.confine_scratch else None
+        args, env = self.restore_command(name, account)  # a missing tool fails before any work
         with self._cursor(None, error=RestoreError) as cursor:
             try:
                 self._create_schema(cursor, name, like=self.live_name)
+                cursor.execute("SHOW DATABASES")
+                others = {str(r[0]) for r in cursor.fetchall()} - {name}
             except MySQLdb.Error as exc:
                 raise RestoreError(
                     f"cannot create the scratch schema {name} on {self._server()}: {exc}; the "
-                    "database user needs the CREATE privilege. The live database was not changed"
+                    "database user needs the CREATE privilege. Nothing was written to the live "
+                    "database"
                 ) from exc
-        scratch = MySQLScratch(name)
+        scratch = MySQLScratch(name, account)
         logger.info("created %s", scratch.description)
         counter = DumpRowCounter()
+        # Every statement is checked before the client sees it: none may name another schema.
+        guard = DumpGuard(others)
         try:
+
+            def checked(chunk: bytes, *, last: bool = False) -> bytes:
+                try:
+                    return guard.feed(chunk) + (guard.finish() if last else b"")
+                except DumpRefused as exc:
+                    raise RestoreError(
+                        f"the backup was refused while loading it into {scratch.description}: "
+                        f"{exc}; it reaches outside that schema (a crafted or foreign dump?) and "
+                        "was not run. Use a backup this installation made"
+                    ) from None
 
             def chunks() -> Iterator[bytes]:
                 first = source.read(CHUNK)
@@ -309,14 +355,15 @@ class Adapter(VendorAdapter):
                 if not first.lstrip().startswith((b"/*", b"--")):
                     raise RestoreError("the backup does not contain a MariaDB/MySQL dump")
                 counter.write(first)
-                yield first
+                yield checked(first)
                 while chunk := source.read(CHUNK):
                     counter.write(chunk)
-                    yield chunk
+                    yield checked(chunk)
+                yield checked(b"", last=True)
                 if not counter.complete:
                     raise RestoreError(
-                        "the dump in the backup is incomplete (no completion line); the live "
-                        "database was not changed. Restore another backup"
+                        "the dump in the backup is incomplete (no completion line); it was "
+                        "loaded into the scratch schema only, not the live one. Restore another backup"
                     )
 
             if progress:
@@ -327,7 +374,7 @@ class Adapter(VendorAdapter):
                 chunks=chunks(),
                 error=RestoreError,
                 what=f"loading the dump into {scratch.description}",
-                hint="; the live database was not changed",
+                hint="; it ran in that scratch schema, not in the live one (no statement may name another)",
             )
         except BaseException:
             self.drop_scratch(scratch)
@@ -342,6 +389,24 @@ class Adapter(VendorAdapter):
             logger.info("dropped scratch schema %s", name)
         except (MySQLdb.Error, SafeMigrateError) as exc:
             logger.warning("could not drop the scratch schema %s (%s); drop it by hand", name, exc)
+
+    def sweep_scratch(self, *, now: float | None = None) -> list[str]:
+        names = []
+        with self._cursor(None) as cursor:
+            cursor.execute("SHOW DATABASES")
+            listed = [str(r[0]) for r in cursor.fetchall()]
+            for name in stale_scratch(listed, self.live_name, limit=64, now=now):
+                cursor.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = %s", [name])
+                if cursor.fetchone():  # in use: a verification's load or check
+                    continue
+                try:
+                    cursor.execute(f"DROP DATABASE IF EXISTS {_q(name)}")
+                except MySQLdb.Error as exc:
+                    logger.warning("could not drop the leftover scratch schema %s: %s", name, exc)
+                    continue
+                logger.warning("dropped the scratch schema %s, left behind by an interrupted run", name)
+                names.append(name)
+        return names
 
     def _kill_others(self, cursor: Any, schema: str) -> None:
         """Kill every other connection using ``schema``, saying so in the log."""
@@ -502,7 +567,7 @@ class Adapter(VendorAdapter):
         schema = self._schema(scratch)
         errors: list[str] = []
         try:
-            with self._cursor(schema) as cursor:
+            with self._cursor(schema, account=self._account(scratch)) as cursor:
                 tables = self._tables(cursor, schema)
                 option = " EXTENDED" if level == "full" else ""
                 for start in range(0, len(tables), 50):
@@ -518,7 +583,7 @@ class Adapter(VendorAdapter):
 
     def row_counts(self, scratch: Scratch | None = None) -> dict[str, int]:
         schema = self._schema(scratch)
-        with self._cursor(schema) as cursor:
+        with self._cursor(schema, account=self._account(scratch)) as cursor:
             counts: dict[str, int] = {}
             for table in self._tables(cursor, schema):
                 cursor.execute(f"SELECT COUNT(*) FROM {_q(table)}")  # noqa: S608
@@ -527,7 +592,7 @@ class Adapter(VendorAdapter):
 
     def applied_migrations(self, scratch: Scratch | None = None) -> dict[str, list[str]]:
         schema = self._schema(scratch)
-        with self._cursor(schema) as cursor:
+        with self._cursor(schema, account=self._account(scratch)) as cursor:
             if "django_migrations" not in self._tables(cursor, schema):
                 return {}
             cursor.execute("SELECT app, name FROM django_migrations ORDER BY app, id")

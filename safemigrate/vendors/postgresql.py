@@ -49,7 +49,17 @@ from safemigrate.vendors.base import (
 
 if TYPE_CHECKING:
     from safemigrate.plan import MigrationPlan
-from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out, tool_version
+from safemigrate.vendors.external import (
+    child_env,
+    find_tool,
+    scratch_account,
+    scratch_name,
+    stale_scratch,
+    stream_in,
+    stream_out,
+    tool_version,
+)
+from safemigrate.vendors.pgarchive import ArchiveRefused, read_toc, refusal, replay
 
 logger = logging.getLogger("safemigrate")
 
@@ -77,8 +87,10 @@ _BTREE_INDEXES = r"""
 class PostgresScratch(Scratch):
     """A scratch database on the same server."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, account: tuple[str, str] | None = None) -> None:
         self.name = name
+        self.account = account
+        """(user, password) it is loaded and read as (SAFEMIGRATE_SCRATCH_USER), or None: ours."""
         self.description = f"scratch database {name}"
         self.counts: dict[str, int] | None = None
         self.counting: threading.Thread | None = None
@@ -246,10 +258,13 @@ class Adapter(VendorAdapter):
             self.connection.ensure_connection()
             yield self.connection.connection
             return
-        name = self.live_name
+        name, extra = self.live_name, dict[str, Any]()
         if scratch is not None:
-            name = _as_scratch(scratch).name
-        conn = self._connect(name)
+            target = _as_scratch(scratch)
+            name = target.name
+            if target.account:  # a confined copy is read as its own user: its code never runs as ours
+                extra = {"user": target.account[0], "password": target.account[1] or None}
+        conn = self._connect(name, **extra)
         try:
             yield conn
         finally:
@@ -358,9 +373,10 @@ class Adapter(VendorAdapter):
         )
 
     # --- restore --------------------------------------------------------------------------
-    def _create_scratch(self, admin: psycopg.Connection[Any]) -> str:
-        """A new empty database with the live database's encoding, locale, tablespace and owner."""
-        name = _derived_name(self.live_name, "scratch")
+    def _create_scratch(self, admin: psycopg.Connection[Any], *, owner: str | None = None) -> str:
+        """A new empty database with the live database's encoding, locale, tablespace and owner
+        (``owner``: owned by that role instead, the confined scratch user)."""
+        name = scratch_name(self.live_name, limit=63)
         major = _server_major(admin)
         locale = ", d.daticulocale" if major in (15, 16) else ", d.datlocale" if major >= 17 else ""
         provider = ", d.datlocprovider" if major >= 15 else ""
@@ -373,53 +389,116 @@ class Adapter(VendorAdapter):
         ).fetchone()
         query = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
         if row is not None:  # else the live database is gone: server defaults
-            query += sql.SQL(" ENCODING {} LC_COLLATE {} LC_CTYPE {} TABLESPACE {}").format(
-                sql.Literal(row[0]),
-                sql.Literal(row[1]),
-                sql.Literal(row[2]),
-                sql.Identifier(row[3]),
+            query += sql.SQL(" ENCODING {} LC_COLLATE {} LC_CTYPE {}").format(
+                sql.Literal(row[0]), sql.Literal(row[1]), sql.Literal(row[2])
             )
-            if not row[5]:
+            if row[3] != "pg_default":  # named only when needed: its owner may lack CREATE on it
+                query += sql.SQL(" TABLESPACE {}").format(sql.Identifier(row[3]))
+            if not row[5] and not owner:
                 query += sql.SQL(" OWNER {}").format(sql.Identifier(row[4]))
             if major >= 15 and row[6] == "i":
                 query += sql.SQL(" LOCALE_PROVIDER icu ICU_LOCALE {}").format(sql.Literal(row[7]))
+        if owner:
+            query += sql.SQL(" OWNER {}").format(sql.Identifier(owner))
         try:
             admin.execute(query)
         except psycopg.Error as exc:
+            need = (
+                f"CREATEDB and membership of {owner} (GRANT {owner} TO the application's role)"
+                if owner
+                else "CREATEDB"
+            )
             raise RestoreError(
                 f"cannot create the scratch database {name} on {self._server()}: {exc}; the "
-                "database user needs CREATEDB. The live database was not changed"
+                f"database user needs {need}. Nothing was written to the live database"
             ) from exc
         return name
 
-    def restore_command(self, scratch_name: str, *, server_major: int) -> tuple[list[str], dict[str, str]]:
-        """The pg_restore argument list and environment (the password only in the environment)."""
+    def restore_command(
+        self,
+        scratch_name: str,
+        *,
+        server_major: int,
+        account: tuple[str, str] | None = None,
+        verify: bool = False,
+    ) -> tuple[list[str], dict[str, str]]:
+        """The pg_restore argument list and environment (the password only in the environment).
+
+        ``verify``: a copy that is only checked, loaded without the archive's owners and grants
+        (they matter only to a copy that becomes the live database); ``account``: loaded as that
+        user (SAFEMIGRATE_SCRATCH_USER).
+        """
         args = [
             self._tool("pg_restore", server_major, RestoreError),
             "--exit-on-error",
             "--no-password",
             f"--dbname={scratch_name}",
         ]
-        return args, self._tool_env(scratch_name)
+        env = self._tool_env(scratch_name)
+        if verify or account:
+            args += ["--no-owner", "--no-privileges"]
+        if account:
+            env["PGUSER"] = account[0]
+            env.pop("PGPASSWORD", None)
+            if account[1]:
+                env["PGPASSWORD"] = account[1]
+        return args, env
+
+    def _live_extensions(self) -> set[str]:
+        """Extensions of the live database (an archive may hold those); empty if it is gone."""
+        try:
+            with contextlib.closing(self._connect(self.live_name)) as conn:
+                return {str(r[0]) for r in conn.execute("SELECT extname FROM pg_extension")}
+        except (psycopg.Error, SafeMigrateError):
+            return set()
+
+    def _checked_toc(self, source: ReadableStream) -> bytes:
+        """Read and check the archive's table of contents; the bytes read, for pg_restore.
+
+        A crafted archive's SQL runs as the role that restores it: one whose entries reach
+        outside the scratch database (roles, other databases, server files or programs) is
+        refused before a scratch database exists.
+        """
+        first = source.read(CHUNK)
+        if not first:
+            raise RestoreError("the backup holds no data (empty or truncated)")
+        if not first.startswith(PGDUMP_MAGIC):
+            raise RestoreError("the backup does not contain a PostgreSQL pg_dump archive")
+        pending = [first]
+
+        def read(size: int) -> bytes:
+            return pending.pop() if pending else source.read(size)
+
+        try:
+            entries, prefix = read_toc(read, CHUNK)
+            problem = refusal(entries, extensions=self._live_extensions())
+        except ArchiveRefused as exc:
+            problem = str(exc)
+        if problem:
+            raise RestoreError(
+                f"the backup was refused before loading: {problem}; nothing was loaded. A crafted "
+                "or foreign archive? Use a backup this installation made"
+            )
+        return prefix
 
     def restore_to_scratch(
         self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
     ) -> Scratch:
+        account = scratch_account() if self.confine_scratch else None
         with contextlib.closing(self._maintenance(error=RestoreError)) as admin:
             major = _server_major(admin)
             self._tool("pg_restore", major, RestoreError)  # a missing tool fails before any work
-            scratch = PostgresScratch(self._create_scratch(admin))
+            prefix = self._checked_toc(source)
+            scratch = PostgresScratch(
+                self._create_scratch(admin, owner=account[0] if account else None), account
+            )
         logger.info("created %s", scratch.description)
         try:
-            args, env = self.restore_command(scratch.name, server_major=major)
+            args, env = self.restore_command(
+                scratch.name, server_major=major, account=account, verify=self.confine_scratch
+            )
 
-            def chunks() -> Iterator[bytes]:
-                first = source.read(CHUNK)
-                if not first:
-                    raise RestoreError("the backup holds no data (empty or truncated)")
-                if not first.startswith(PGDUMP_MAGIC):
-                    raise RestoreError("the backup does not contain a PostgreSQL pg_dump archive")
-                yield first
+            def rest() -> Iterator[bytes]:
                 while chunk := source.read(CHUNK):
                     yield chunk
 
@@ -428,10 +507,10 @@ class Adapter(VendorAdapter):
             stream_in(
                 args,
                 env=env,
-                chunks=chunks(),
+                chunks=replay(prefix, rest()),
                 error=RestoreError,
                 what=f"pg_restore into {scratch.description}",
-                hint="; the live database was not changed",
+                hint="; it ran in that scratch database, not in the live one",
             )
         except BaseException:
             self.drop_scratch(scratch)
@@ -448,6 +527,25 @@ class Adapter(VendorAdapter):
             logger.info("dropped %s", scratch.description)
         except (psycopg.Error, SafeMigrateError) as exc:
             logger.warning("could not drop %s (%s); drop it by hand", scratch.description, exc)
+
+    def sweep_scratch(self, *, now: float | None = None) -> list[str]:
+        names = []
+        with contextlib.closing(self._maintenance()) as admin:
+            listed = [str(r[0]) for r in admin.execute("SELECT datname FROM pg_database")]
+            for name in stale_scratch(listed, self.live_name, limit=63, now=now):
+                # Never one in use (a verification's pg_restore or check); no FORCE: a connection
+                # arriving meanwhile makes the DROP fail, and the database is kept.
+                busy = admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,))
+                if busy.fetchone():
+                    continue
+                try:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+                except psycopg.Error as exc:
+                    logger.warning("could not drop the leftover scratch database %s: %s", name, exc)
+                    continue
+                logger.warning("dropped the scratch database %s, left behind by an interrupted run", name)
+                names.append(name)
+        return names
 
     def _drop_database(self, admin: psycopg.Connection[Any], name: str) -> None:
         if _server_major(admin) >= 13:

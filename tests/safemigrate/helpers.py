@@ -92,9 +92,9 @@ def files_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if not p.is_dir()) if folder.exists() else []
 
 
-KEPT_HIDDEN = {".manifests.lock", ".safemigrate-status.json", ".safemigrate-runs.jsonl"}
+KEPT_HIDDEN = {".manifests.lock", ".safemigrate-status.json", ".safemigrate-runs.jsonl", "made-here"}
 """Hidden files that belong in the backup folder: the manifests' lock, the notification status,
-the migration-run journal."""
+the migration-run journal, the journal of server backups made here (safemigrate.provenance)."""
 
 
 def temp_files(folder: Path) -> list[Path]:

@@ -122,3 +122,42 @@ def test_restore_file__a_truncated_zstd_backup_without_manifest_is_refused(backu
     with pytest.raises(CommandError, match=r"^[^\n]* is damaged or truncated [^\n]*$"):
         call_command("restore", file=str(copy), interactive=False, no_safety_backup=True, stdout=StringIO())
     assert Item.objects.count() == 2001
+
+
+def test_restore_preview__warns_about_a_trigger_the_migrations_did_not_create(backup_dir, tmp_path):
+    """A crafted SQLite backup with an extra trigger passed verify and restore silently."""
+    import hashlib
+    import sqlite3
+
+    from safemigrate.restore import restore_preview
+
+    manifest = create_backup(alias="default").manifest
+    plain = tmp_path / "plain.sqlite3"
+    plain.write_bytes(
+        zstandard.ZstdDecompressor().decompressobj().decompress(manifest.file_path.read_bytes())
+    )
+    with sqlite3.connect(plain) as conn:
+        conn.execute(
+            "CREATE TRIGGER evil AFTER INSERT ON migrapp_item BEGIN "
+            "UPDATE auth_user SET is_superuser = 1; END"
+        )
+        conn.execute("CREATE VIEW peek AS SELECT password FROM auth_user")
+    conn.close()
+    raw = plain.read_bytes()
+    data = zstandard.ZstdCompressor(write_checksum=True, write_content_size=True).compress(raw)
+    manifest.file_path.write_bytes(data)
+    fields = json.loads(manifest.path.read_text())
+    fields.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data), raw_size=len(raw), raw_sha256="")
+    manifest.path.write_text(json.dumps(fields))
+    (crafted,) = list_backups(alias="default")
+
+    warnings = restore_preview(backup=crafted, alias="default").warnings
+    assert any("trigger evil" in w and "view peek" in w for w in warnings), warnings
+    assert not [p for p in (backup_dir / ".work").iterdir() if p.name.startswith(".restore-")]
+
+
+def test_restore_preview__an_honest_backup_has_no_schema_warning(backup_dir):
+    from safemigrate.restore import restore_preview
+
+    manifest = create_backup(alias="default").manifest
+    assert not [w for w in restore_preview(backup=manifest, alias="default").warnings if "trigger" in w]

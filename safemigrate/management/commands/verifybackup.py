@@ -18,11 +18,24 @@ class Command(SafeMigrateCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("backup", nargs="?", help="Backup id or name.")
         parser.add_argument("--all", action="store_true", help="Verify every backup.")
+        parser.add_argument(
+            "--trust-file",
+            action="store_true",
+            help="Verify a PostgreSQL/MariaDB backup this installation did not make (its SQL runs on "
+            "the live server in a scratch database).",
+        )
         self.add_database_argument(parser)
         self.add_format_argument(parser)
 
     def handle(
-        self, *args: Any, backup: str | None, all: bool, database: str, format: str, **options: Any
+        self,
+        *args: Any,
+        backup: str | None,
+        all: bool,
+        database: str,
+        format: str,
+        trust_file: bool = False,
+        **options: Any,
     ) -> None:
         if bool(backup) == all:
             raise CommandError("give one backup id/name, or --all")
@@ -34,7 +47,7 @@ class Command(SafeMigrateCommand):
         results = []
         for manifest in targets:
             try:
-                verify_backup(backup=manifest, alias=database)
+                verify_backup(backup=manifest, alias=database, trust_file=trust_file)
             except SafeMigrateError as exc:
                 results.append({"name": manifest.name, "ok": False, "error": str(exc)})
                 if format == "text":

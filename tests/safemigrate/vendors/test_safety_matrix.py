@@ -172,7 +172,8 @@ def test_restore__dump_that_fails_to_load_changes_nothing(db, tmp_path):
     """A failed statement fails the restore in the scratch database; the tool's args stay out."""
     if db.server.engine == "postgresql":
         bad = b"PGDMP" + os.urandom(4000)
-        expected = r"pg_restore into scratch database \S+ failed: pg_restore: "
+        # Random bytes after the magic: the table of contents cannot be read, so nothing loads.
+        expected = r"the backup was refused before loading: .*; nothing was loaded"
         not_a_dump = "the backup does not contain a PostgreSQL pg_dump archive"
     else:
         bad = b"-- MariaDB dump\nCREATE TABLE t (id int);\nTHIS IS NOT SQL;\n-- Dump completed\n"
@@ -183,7 +184,8 @@ def test_restore__dump_that_fails_to_load_changes_nothing(db, tmp_path):
     result = db.run("restore", "--file", str(tmp_path / "bad.dump"), "--noinput", "--no-safety-backup")
     assert result.returncode == 1
     assert re.search(expected, result.stderr), result.stderr
-    assert "the live database was not changed" in result.stderr
+    # Said only as far as it is known: the load ran in the scratch copy (and the content is checked).
+    assert "not in the live one" in result.stderr or "nothing was loaded" in result.stderr
     assert "--exit-on-error" not in result.stderr
     assert "--binary-mode" not in result.stderr
     (tmp_path / "text.dump").write_bytes(b"hello, I am not a database\n")
