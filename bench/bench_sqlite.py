@@ -54,6 +54,8 @@ class Run:
     seconds: float
     max_rss_mb: float
     stdout: str
+    cpu: float = 0.0
+    """user + sys CPU seconds of the child: steadier than wall time on a shared machine."""
 
 
 def run(
@@ -75,7 +77,8 @@ def run(
         stdout, stderr = out.read().decode(), err.read().decode()
     if check and proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n{stdout}{stderr}")
-    return Run(seconds=seconds, max_rss_mb=usage.ru_maxrss / 1024, stdout=stdout)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds=seconds, max_rss_mb=usage.ru_maxrss / 1024, stdout=stdout, cpu=cpu)
 
 
 @contextlib.contextmanager

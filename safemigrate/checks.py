@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextvars import ContextVar
 from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ MIN_PASSPHRASE_LENGTH = 16
 """SAFEMIGRATE_ENCRYPTION_KEY shorter than this gets warning W003."""
 
 logger = logging.getLogger("safemigrate")
+
+health_checks_wanted: ContextVar[bool] = ContextVar("safemigrate_health_checks_wanted", default=True)
+"""False while ``migrate`` runs: W001/W002 are for ``check --database``, the admin and /healthz,
+not for the no-op migrate of every container start (their queries cost more than the rest)."""
 
 
 @checks.register()
@@ -179,6 +184,8 @@ def check_health(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
     Database checks, like Django's own: they run with ``migrate`` and ``check --database``, never
     block anything (Warnings), and never raise, whatever state the database is in.
     """
+    if not health_checks_wanted.get():
+        return []
     from safemigrate.health import backup_health
 
     messages: list[checks.CheckMessage] = []
