@@ -60,8 +60,10 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in cpu.items()}
     medw = {k: statistics.median(v) for k, v in wall.items()}
     print(f"No-op migrate, compiled bytecode, medians of {args.runs} interleaved runs")
-    print(f"(load average before: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; after: "
-          f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    print(
+        f"(load average before: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; after: "
+        f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())})"
+    )
     print("| command | CPU (user+sys) | ratio | wall | ratio |")
     print("|---|---|---|---|---|")
     labels = {
