@@ -387,7 +387,9 @@ class Adapter(VendorAdapter):
         if self.path is None or live.in_transaction:
             return None
         try:
-            uri = f"{self.path.as_uri()}?mode=ro"
+            # Read-only, unless the full check runs: SQLite skips CHECK constraints on a read-only
+            # connection. Either way this connection only ever reads.
+            uri = self.path.as_uri() + ("?mode=ro" if level is None else "")
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         except sqlite3.Error:
             return None
