@@ -366,13 +366,16 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
     def django_noop_source() -> None:
         s.add("noop_django", run([*me, "_django-migrate", "migrate", "-v0"], env=env).seconds)
 
-    out = run(manage("migrate", "-v1", root=src), env=env_c, cwd=src).stdout  # warm-up, and:
-    if "No migrations to apply" not in out:
-        raise SystemExit(f"{db}: migrate had something to apply; the no-op figures would be wrong")
-    interleaved(
-        args.noop_runs,
-        [ours_noop, plain_noop, ours_noop_source, plain_noop_source, django_noop_source],
-    )
+    if args.database is None:  # a given file may not be this project's: bench_noop.py covers it
+        out = run(manage("migrate", "-v1", root=src), env=env_c, cwd=src).stdout  # warm-up, and:
+        if "No migrations to apply" not in out:
+            raise SystemExit(f"{db}: migrate had something to apply; the no-op figures would be wrong")
+        interleaved(
+            args.noop_runs,
+            [ours_noop, plain_noop, ours_noop_source, plain_noop_source, django_noop_source],
+        )
+    for name in ("noop", "noop_plain", "noop_source", "noop_plain_source", "noop_django"):
+        s.values.setdefault(name, [])
 
     checkpoint(db)
     shutil.rmtree(backups, ignore_errors=True)
@@ -456,6 +459,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--workdir", type=Path, default=Path("/tmp/bench"), help="databases and backups go here"
     )
     parser.add_argument("--regenerate", action="store_true", help="rebuild the databases")
+    parser.add_argument(
+        "--database",
+        type=Path,
+        help="measure this existing SQLite file instead of building --sizes (e.g. the 1 GB one "
+        "bench_rollback.py builds in a minute; seed_demo takes far longer)",
+    )
     parser.add_argument("--cold", action="store_true", help="drop the page cache before runs")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
@@ -471,9 +480,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     print(f"databases in {workdir}; load average {os.getloadavg()[0]:.2f}", flush=True)
-    dbs = {
-        label: ensure_database(label, SIZES[label], workdir, regenerate=args.regenerate) for label in sizes
-    }
+    if args.database is not None:
+        checkpoint(args.database)
+        dbs = {args.database.stem: args.database.resolve()}
+    else:
+        dbs = {
+            label: ensure_database(label, SIZES[label], workdir, regenerate=args.regenerate)
+            for label in sizes
+        }
     args.compiled = compiled_copy(workdir)
     results: dict[str, dict[str, float]] = {}
     for label, db in dbs.items():
