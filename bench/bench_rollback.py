@@ -81,13 +81,19 @@ def ensure_database(workdir: Path, size_mb: int) -> Path:
     return db
 
 
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Wall time and output (stdout and stderr, where safemigrate logs) of one run."""
+def timed(args: list[str], env: dict[str, str]) -> tuple[float, str, float]:
+    """Wall time, output (stdout and stderr, where safemigrate logs) and CPU time of one run.
+
+    CPU time (user + sys of the child, ``os.wait4``) hardly moves with the machine's load.
+    """
     started = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )  # noqa: S603
-    return time.perf_counter() - started, proc.stdout
+    output = proc.stdout.read() if proc.stdout else ""
+    _, _status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # reaped above
+    return time.perf_counter() - started, output, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -104,6 +110,7 @@ def main() -> None:
     load = os.getloadavg()
     undo: dict[str, list[float]] = {"transaction": [], "restore": []}
     total: dict[str, list[float]] = {"transaction": [], "restore": [], "backup": []}
+    cpu: dict[str, list[float]] = {"transaction": [], "restore": [], "backup": []}
     kinds = ("transaction", "backup") if args.skip_restore else ("transaction", "backup", "restore")
     for round_ in range(args.runs):
         order = kinds if round_ % 2 == 0 else tuple(reversed(kinds))
@@ -111,36 +118,45 @@ def main() -> None:
             shutil.rmtree(backups, ignore_errors=True)
             if kind == "backup":
                 warm(db)
-                seconds, output = timed(manage("backup", "-v0"), env_for(db, backups))
+                seconds, output, used = timed(manage("backup", "-v0"), env_for(db, backups))
                 if "Traceback" in output or not any(backups.glob("backup-*")):
                     sys.exit(f"backup failed:\n{output}")
                 total[kind].append(seconds)
-                print(f"  round {round_ + 1} backup: {seconds:.2f}s", flush=True)
+                cpu[kind].append(used)
+                print(f"  round {round_ + 1} backup: {seconds:.2f}s, CPU {used:.2f}s", flush=True)
                 continue
             extra = {"MIGRAPP_FAIL": "1"} | ({"MIGRAPP_SQL": "VACUUM"} if kind == "restore" else {})
             warm(db)
             env = env_for(db, backups, **extra)
-            seconds, output = timed(manage("migrate", "-v0"), env)
+            seconds, output, used = timed(manage("migrate", "-v0"), env)
             found = UNDID.search(output)
             if found is None or found[2] != kind:
                 sys.exit(f"{kind}: no undo line in the output:\n{output}")
             undo[kind].append(float(found[1]))
             total[kind].append(seconds)
-            print(f"  round {round_ + 1} {kind}: undo {found[1]}s, migrate {seconds:.2f}s", flush=True)
+            cpu[kind].append(used)
+            print(
+                f"  round {round_ + 1} {kind}: undo {found[1]}s, migrate {seconds:.2f}s, CPU {used:.2f}s",
+                flush=True,
+            )
     print(f"\nUndoing a failed migration, {db.stat().st_size / MB:,.0f} MB SQLite, medians of {args.runs}")
     after = os.getloadavg()
     print(f"(load average before: {load[0]:.2f}; after: {after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f})")
-    plain = statistics.median(total["backup"])
-    print("| undo | the undo alone | whole `migrate` (check + backup + migrate + undo) | vs plain `backup` |")
-    print("|---|---|---|---|")
+    plain, plain_cpu = statistics.median(total["backup"]), statistics.median(cpu["backup"])
+    print(
+        "| undo | the undo alone | whole `migrate` (check + backup + migrate + undo) "
+        "| vs plain `backup` | CPU | vs `backup` |"
+    )
+    print("|---|---|---|---|---|---|")
     for kind in kinds:
         if kind == "backup":
             continue
-        whole = statistics.median(total[kind])
+        whole, used = statistics.median(total[kind]), statistics.median(cpu[kind])
         print(
-            f"| {kind} | {statistics.median(undo[kind]):.3f} s | {whole:.2f} s | **{whole / plain:.2f}×** |"
+            f"| {kind} | {statistics.median(undo[kind]):.3f} s | {whole:.2f} s | **{whole / plain:.2f}×** "
+            f"| {used:.2f} s | **{used / plain_cpu:.2f}×** |"
         )
-    print(f"| plain `backup` | – | {plain:.2f} s | 1.00× |")
+    print(f"| plain `backup` | – | {plain:.2f} s | 1.00× | {plain_cpu:.2f} s | 1.00× |")
 
 
 if __name__ == "__main__":
