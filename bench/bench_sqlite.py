@@ -280,7 +280,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
     backups = workdir / f"backups-{label}"
     shutil.rmtree(backups, ignore_errors=True)
     backups.mkdir(parents=True)
-    env = project_env(db, backups)
+    env = project_env(db, backups, DJANGO_SETTINGS_MODULE=args.settings)
     s = Samples()
     prepare = drop_caches if args.cold else warm
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -293,6 +293,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         r = run(manage("backup", "--format", "json", "--reason", "bench", "-v0"), env=env)
         data = json.loads(r.stdout)
         s.add("backup", r.seconds)
+        s.add("backup_cpu", r.cpu)
         s.add("backup_lib", data["duration"])  # create_backup() up to the verified file
         s.add("backup_rss", r.max_rss_mb)
         s.add("backup_size", data["size"])
@@ -306,6 +307,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         prepare(db, wal)
         r = run([*me, "_pipeline-backup", str(db), str(out)])
         s.add("backup_pipe", r.seconds)
+        s.add("backup_pipe_cpu", r.cpu)
         s.add("backup_pipe_work", json.loads(r.stdout)["seconds"])
         s.add("backup_pipe_rss", r.max_rss_mb)
         out.unlink()
@@ -330,6 +332,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         r = run(manage("restore", name, "--noinput", "--no-safety-backup", "-v1"), env=env)
         match = re.search(r"Restored \S+ in ([\d.]+)s", r.stdout)
         s.add("restore", r.seconds)
+        s.add("restore_cpu", r.cpu)
         s.add("restore_lib", float(match.group(1)) if match else float("nan"))
         s.add("restore_rss", r.max_rss_mb)
 
@@ -337,6 +340,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         prepare(stored, db, wal)
         r = run([*me, "_pipeline-restore", str(stored), str(db)])
         s.add("restore_pipe", r.seconds)
+        s.add("restore_pipe_cpu", r.cpu)
         s.add("restore_pipe_work", json.loads(r.stdout)["seconds"])
         s.add("restore_pipe_rss", r.max_rss_mb)
 
@@ -414,6 +418,20 @@ def report(results: dict[str, dict[str, float]], *, cold: bool, runs: int, noop_
         )
     lines += [
         "",
+        "CPU time (user + sys of each process, threads included): what the machine's load moves least.",
+        "",
+        "| database | backup CPU / pipeline | ratio | restore CPU / pipeline | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for label, r in results.items():
+        lines.append(
+            f"| {label} | {r['backup_cpu']:.2f} / {r['backup_pipe_cpu']:.2f} s "
+            f"| {ratio(r['backup_cpu'], r['backup_pipe_cpu'])} "
+            f"| {r['restore_cpu']:.2f} / {r['restore_pipe_cpu']:.2f} s "
+            f"| {ratio(r['restore_cpu'], r['restore_pipe_cpu'])} |"
+        )
+    lines += [
+        "",
         "No-op migrate: ours vs Django's own `migrate` in the same project without safemigrate",
         "(bench/settings_without_safemigrate.py), both from a bytecode-compiled copy of the code,",
         "as installed. Details below: the work alone (ours: the duration the command reports,",
@@ -464,6 +482,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=Path,
         help="measure this existing SQLite file instead of building --sizes (e.g. the 1 GB one "
         "bench_rollback.py builds in a minute; seed_demo takes far longer)",
+    )
+    parser.add_argument(
+        "--settings",
+        default="fitnessdb.settings",
+        help="settings module for our commands (tests.settings for bench_rollback.py's database)",
     )
     parser.add_argument("--cold", action="store_true", help="drop the page cache before runs")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
