@@ -140,3 +140,21 @@ def test_migrate__nothing_to_apply_computes_the_plan_once(backup_dir, monkeypatc
     assert asked == []  # W001/W002: `check --database`, the admin and /healthz ask for them
     call_command("check", databases=["default"], stdout=StringIO(), stderr=StringIO())
     assert asked == [{"alias": "default"}]
+
+
+def test_migrate__missing_dependency_is_one_line(tmp_path):
+    """A migration graph that cannot be built: one line, before any backup (no-op check included)."""
+    env = prepared_db(tmp_path)
+    package = tmp_path / "broken"
+    shutil.copytree(ROOT / "tests" / "migrapp" / "migrations", package)
+    (package / "0003_orphan.py").write_text(
+        "from django.db import migrations\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("migrapp", "0009_missing")]\n'
+    )
+    (tmp_path / "broken_settings.py").write_text(
+        'from tests.settings import *  # noqa: F403\n\nMIGRATION_MODULES = {"migrapp": "broken"}\n'
+    )
+    env.update(DJANGO_SETTINGS_MODULE="broken_settings", PYTHONPATH=f"{ROOT}:{tmp_path}")
+    result = manage("migrate", env=env)
+    assert_refused_untouched(result, tmp_path, "Migration migrapp.0003_orphan dependencies reference")

@@ -119,6 +119,8 @@ class Command(MigrateCommand):
         except SafeMigrateError as exc:
             self._close_line()
             raise command_error(exc) from exc
+        except (InconsistentMigrationHistory, NodeNotFoundError) as exc:  # a graph Django cannot build
+            raise CommandError(str(exc)) from exc  # Django lets these out as a traceback
         except KeyboardInterrupt as exc:  # before any guarded step (the outcome settles signals)
             raise CommandError(
                 f"interrupted ({exc or 'Ctrl-C'}); nothing was migrated", returncode=130
@@ -139,8 +141,11 @@ class Command(MigrateCommand):
         once, and what Django runs is exactly the empty plan seen here, never a plan that
         another process made non-empty in between.
         """
-        executor = MigrationExecutor(connections[database], self.migration_progress_callback)  # type: ignore[arg-type]
-        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        try:
+            executor = MigrationExecutor(connections[database], self.migration_progress_callback)  # type: ignore[arg-type]
+            if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+                return None
+        except Exception:  # noqa: BLE001 - a broken graph or database: the guarded path reports it
             return None
         return executor
 
