@@ -54,6 +54,8 @@ class Run:
     seconds: float
     max_rss_mb: float
     stdout: str
+    cpu: float = 0.0
+    """user + sys CPU seconds of the child: steadier than wall time on a shared machine."""
 
 
 def run(
@@ -75,7 +77,8 @@ def run(
         stdout, stderr = out.read().decode(), err.read().decode()
     if check and proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(map(str, args))}\n{stdout}{stderr}")
-    return Run(seconds=seconds, max_rss_mb=usage.ru_maxrss / 1024, stdout=stdout)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds=seconds, max_rss_mb=usage.ru_maxrss / 1024, stdout=stdout, cpu=cpu)
 
 
 @contextlib.contextmanager
@@ -277,7 +280,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
     backups = workdir / f"backups-{label}"
     shutil.rmtree(backups, ignore_errors=True)
     backups.mkdir(parents=True)
-    env = project_env(db, backups)
+    env = project_env(db, backups, DJANGO_SETTINGS_MODULE=args.settings)
     s = Samples()
     prepare = drop_caches if args.cold else warm
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -290,6 +293,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         r = run(manage("backup", "--format", "json", "--reason", "bench", "-v0"), env=env)
         data = json.loads(r.stdout)
         s.add("backup", r.seconds)
+        s.add("backup_cpu", r.cpu)
         s.add("backup_lib", data["duration"])  # create_backup() up to the verified file
         s.add("backup_rss", r.max_rss_mb)
         s.add("backup_size", data["size"])
@@ -303,6 +307,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         prepare(db, wal)
         r = run([*me, "_pipeline-backup", str(db), str(out)])
         s.add("backup_pipe", r.seconds)
+        s.add("backup_pipe_cpu", r.cpu)
         s.add("backup_pipe_work", json.loads(r.stdout)["seconds"])
         s.add("backup_pipe_rss", r.max_rss_mb)
         out.unlink()
@@ -327,6 +332,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         r = run(manage("restore", name, "--noinput", "--no-safety-backup", "-v1"), env=env)
         match = re.search(r"Restored \S+ in ([\d.]+)s", r.stdout)
         s.add("restore", r.seconds)
+        s.add("restore_cpu", r.cpu)
         s.add("restore_lib", float(match.group(1)) if match else float("nan"))
         s.add("restore_rss", r.max_rss_mb)
 
@@ -334,6 +340,7 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         prepare(stored, db, wal)
         r = run([*me, "_pipeline-restore", str(stored), str(db)])
         s.add("restore_pipe", r.seconds)
+        s.add("restore_pipe_cpu", r.cpu)
         s.add("restore_pipe_work", json.loads(r.stdout)["seconds"])
         s.add("restore_pipe_rss", r.max_rss_mb)
 
@@ -363,13 +370,16 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
     def django_noop_source() -> None:
         s.add("noop_django", run([*me, "_django-migrate", "migrate", "-v0"], env=env).seconds)
 
-    out = run(manage("migrate", "-v1", root=src), env=env_c, cwd=src).stdout  # warm-up, and:
-    if "No migrations to apply" not in out:
-        raise SystemExit(f"{db}: migrate had something to apply; the no-op figures would be wrong")
-    interleaved(
-        args.noop_runs,
-        [ours_noop, plain_noop, ours_noop_source, plain_noop_source, django_noop_source],
-    )
+    if args.database is None:  # a given file may not be this project's: bench_noop.py covers it
+        out = run(manage("migrate", "-v1", root=src), env=env_c, cwd=src).stdout  # warm-up, and:
+        if "No migrations to apply" not in out:
+            raise SystemExit(f"{db}: migrate had something to apply; the no-op figures would be wrong")
+        interleaved(
+            args.noop_runs,
+            [ours_noop, plain_noop, ours_noop_source, plain_noop_source, django_noop_source],
+        )
+    for name in ("noop", "noop_plain", "noop_source", "noop_plain_source", "noop_django"):
+        s.values.setdefault(name, [])
 
     checkpoint(db)
     shutil.rmtree(backups, ignore_errors=True)
@@ -405,6 +415,20 @@ def report(results: dict[str, dict[str, float]], *, cold: bool, runs: int, noop_
             f"| **{ratio(r['restore'], r['restore_pipe'])}** "
             f"| {r['backup_rss']:.0f} / {r['restore_rss']:.0f} MB "
             f"| **{ratio(r['noop'], r['noop_plain'])}** |"
+        )
+    lines += [
+        "",
+        "CPU time (user + sys of each process, threads included): what the machine's load moves least.",
+        "",
+        "| database | backup CPU / pipeline | ratio | restore CPU / pipeline | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for label, r in results.items():
+        lines.append(
+            f"| {label} | {r['backup_cpu']:.2f} / {r['backup_pipe_cpu']:.2f} s "
+            f"| {ratio(r['backup_cpu'], r['backup_pipe_cpu'])} "
+            f"| {r['restore_cpu']:.2f} / {r['restore_pipe_cpu']:.2f} s "
+            f"| {ratio(r['restore_cpu'], r['restore_pipe_cpu'])} |"
         )
     lines += [
         "",
@@ -453,6 +477,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--workdir", type=Path, default=Path("/tmp/bench"), help="databases and backups go here"
     )
     parser.add_argument("--regenerate", action="store_true", help="rebuild the databases")
+    parser.add_argument(
+        "--database",
+        type=Path,
+        help="measure this existing SQLite file instead of building --sizes (e.g. the 1 GB one "
+        "bench_rollback.py builds in a minute; seed_demo takes far longer)",
+    )
+    parser.add_argument(
+        "--settings",
+        default="fitnessdb.settings",
+        help="settings module for our commands (tests.settings for bench_rollback.py's database)",
+    )
     parser.add_argument("--cold", action="store_true", help="drop the page cache before runs")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
@@ -468,9 +503,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     print(f"databases in {workdir}; load average {os.getloadavg()[0]:.2f}", flush=True)
-    dbs = {
-        label: ensure_database(label, SIZES[label], workdir, regenerate=args.regenerate) for label in sizes
-    }
+    if args.database is not None:
+        checkpoint(args.database)
+        dbs = {args.database.stem: args.database.resolve()}
+    else:
+        dbs = {
+            label: ensure_database(label, SIZES[label], workdir, regenerate=args.regenerate)
+            for label in sizes
+        }
     args.compiled = compiled_copy(workdir)
     results: dict[str, dict[str, float]] = {}
     for label, db in dbs.items():

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from contextvars import ContextVar
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -24,18 +22,9 @@ MIN_PASSPHRASE_LENGTH = 16
 
 logger = logging.getLogger("safemigrate")
 
-_quiet: ContextVar[frozenset[str]] = ContextVar("safemigrate_quiet_checks", default=frozenset())
-
-
-@contextlib.contextmanager
-def quiet_checks(*ids: str) -> Iterator[None]:
-    """Leave these check IDs out while ``migrate`` runs its checks: W017 (unapplied migrations)
-    is what it applies, W001 (no verified backup) what a guarded run is about to take."""
-    token = _quiet.set(_quiet.get() | frozenset(ids))
-    try:
-        yield
-    finally:
-        _quiet.reset(token)
+health_checks_wanted: ContextVar[bool] = ContextVar("safemigrate_health_checks_wanted", default=True)
+"""False while ``migrate`` runs: W001/W002/W017 are for ``check --database``, the admin and /healthz,
+not for the no-op migrate of every container start (their queries cost more than the rest)."""
 
 
 @checks.register()
@@ -207,6 +196,8 @@ def check_health(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
     Database checks, like Django's own: they run with ``migrate`` and ``check --database``, never
     block anything (Warnings), and never raise, whatever state the database is in.
     """
+    if not health_checks_wanted.get():
+        return []
     from safemigrate.health import backup_health
 
     messages: list[checks.CheckMessage] = []
@@ -217,9 +208,7 @@ def check_health(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
             logger.debug("health check skipped for %s", alias, exc_info=True)
             continue
         messages.extend(
-            checks.Warning(problem.message, hint=problem.hint, id=problem.id)
-            for problem in health.problems
-            if problem.id not in _quiet.get()
+            checks.Warning(problem.message, hint=problem.hint, id=problem.id) for problem in health.problems
         )
     return messages
 
@@ -232,10 +221,10 @@ def check_unapplied(
 
     A database check like W001 (``check --database``); ``migrate`` leaves it out, being the fix.
     """
+    if not health_checks_wanted.get():
+        return []
     from safemigrate.restore import unapplied_migrations
 
-    if "safemigrate.W017" in _quiet.get():
-        return []
     messages: list[checks.CheckMessage] = []
     for alias in databases or ():
         unapplied = unapplied_migrations(alias=alias)

@@ -37,11 +37,15 @@ def ensure_healthy(*, alias: str, level: str | None = None, when: str = "check")
     """Like ``check_database`` but raises IntegrityCheckFailed with what to do."""
     report = check_database(alias=alias, level=level)
     if not report.ok:
-        first = report.errors[0]
-        more = f" (+{len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
-        raise IntegrityCheckFailed(
-            f"{when}: database {report.database} failed its integrity check: {first}{more}; "
-            "nothing was changed. Restore a backup (restore --list, restore --latest)",
-            report.errors,
-        )
+        raise unhealthy(database=report.database, errors=report.errors, when=when)
     return report
+
+
+def unhealthy(*, database: str, errors: list[str], when: str) -> IntegrityCheckFailed:
+    """The one-line refusal for a database that failed its check ``when``, with what to do."""
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return IntegrityCheckFailed(
+        f"{when}: database {database} failed its integrity check: {errors[0]}{more}; "
+        "nothing was changed. Restore a backup (restore --list, restore --latest)",
+        errors,
+    )

@@ -228,8 +228,14 @@ def _checked_backup(run: _Run, *, progress: Progress | None) -> BackupResult:
     if progress:
         progress(f"Checking {adapter.database_name()} before migrating")
     try:
-        ensure_healthy(alias=run.alias, when="pre-migration check")
-        backup = create_backup(alias=run.alias, reason="pre_migrate", progress=progress, lock=False)
+        # The pre-check is folded into the backup's own check of the live database (one pass).
+        backup = create_backup(
+            alias=run.alias,
+            reason="pre_migrate",
+            progress=progress,
+            lock=False,
+            precheck="pre-migration check",
+        )
     except (SafeMigrateError, KeyboardInterrupt) as exc:
         with interrupts.deferred():
             run.record("refused", error=str(exc) or type(exc).__name__)

@@ -18,7 +18,7 @@ if [ ! -f "$stamp" ]; then
   IFS=, read -ra names <<<"$extras"
   for name in "${names[@]}"; do
     case "$name" in
-      dev | fitnessdb) groups+=(--group "$name") ;;
+      dev | fitnessdb | bench) groups+=(--group "$name") ;;
       "") ;;
       *) wanted+=("$name") ;;
     esac

@@ -44,6 +44,9 @@ class SnapshotInfo:
     row_counts: dict[str, int] = field(default_factory=dict)
     migrations: dict[str, list[str]] = field(default_factory=dict)
     integrity_errors: list[str] = field(default_factory=list)
+    live_errors: list[str] = field(default_factory=list)
+    """``precheck_snapshot``: what the pre-migration check found in the live database (then
+    nothing else in this object counts: the backup is refused)."""
 
 
 class Scratch:
@@ -82,6 +85,22 @@ class VendorAdapter(abc.ABC):
         Must not change the live database; must check the snapshot (``integrity_errors`` of what
         was written) when the vendor allows. ``workdir`` is on the backup folder's filesystem.
         """
+
+    def precheck_snapshot(
+        self, sink: WritableStream, *, workdir: Path, level: str, progress: Progress | None = None
+    ) -> SnapshotInfo:
+        """``snapshot`` of a database that must first pass the pre-migration check at ``level``.
+
+        The check's findings come back as ``live_errors`` (then ``sink`` may hold anything: the
+        caller discards it). This default checks, then snapshots; vendors that can check the
+        live database while they copy it override this.
+        """
+        from safemigrate.integrity import check_database
+
+        report = check_database(alias=self.alias, level=level)
+        if not report.ok:
+            return SnapshotInfo(live_errors=report.errors)
+        return self.snapshot(sink, workdir=workdir, progress=progress)
 
     @abc.abstractmethod
     def restore_to_scratch(

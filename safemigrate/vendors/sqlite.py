@@ -76,7 +76,11 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _integrity_errors(conn: sqlite3.Connection, level: str) -> list[str]:
+def _integrity_errors(
+    conn: sqlite3.Connection, level: str, counts: dict[str, int] | None = None
+) -> list[str]:
+    """The full check: structure (quick or integrity_check), CHECK and foreign-key rules, every
+    table read; its row counts go into ``counts`` (one pass over the rows serves both)."""
     try:
         pragma = "integrity_check" if level == "full" else "quick_check"
         rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}").fetchall()]
@@ -85,29 +89,35 @@ def _integrity_errors(conn: sqlite3.Connection, level: str) -> list[str]:
             errors.append(f"foreign key violation: {table} row {rowid} -> missing {parent}")
             if len(errors) > 50:
                 break
-        for table in _user_tables(conn):
-            conn.execute(f"SELECT COUNT(*) FROM {_quote(table)}").fetchone()  # noqa: S608
+        _count_rows(conn, counts)
     except sqlite3.DatabaseError as exc:
         return [f"database unreadable: {exc}"]
     return errors
 
 
-def _copy_errors(conn: sqlite3.Connection) -> list[str]:
+def _copy_errors(conn: sqlite3.Connection, counts: dict[str, int] | None = None) -> list[str]:
     """Is this a sound database file: every page and row well-formed, every table readable?
 
     ``quick_check`` without its CHECK-constraint pass, and no foreign-key check: those are rules
     about the data, which a faithful copy keeps as they are (the pre-migration check enforces
     them on the live database), and on millions of rows they cost more than the copy itself.
+    Row counts go into ``counts``.
     """
     try:
         conn.execute("PRAGMA ignore_check_constraints=ON")
         rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
         errors = [] if rows == ["ok"] else [str(r) for r in rows]
-        for table in _user_tables(conn):
-            conn.execute(f"SELECT COUNT(*) FROM {_quote(table)}").fetchone()  # noqa: S608
+        _count_rows(conn, counts)
     except sqlite3.DatabaseError as exc:
         return [f"database unreadable: {exc}"]
     return errors
+
+
+def _count_rows(conn: sqlite3.Connection, counts: dict[str, int] | None) -> None:
+    """Read every table (an unreadable one raises), recording its row count."""
+    found = {} if counts is None else counts
+    for table in _user_tables(conn):
+        found[table] = conn.execute(f"SELECT COUNT(*) FROM {_quote(table)}").fetchone()[0]  # noqa: S608
 
 
 def _connect_copy(path: Path) -> sqlite3.Connection:
@@ -120,18 +130,26 @@ def _connect_copy(path: Path) -> sqlite3.Connection:
 
 
 class _Check:
-    """Checks one database on its own connection in a thread; ``cancel()`` interrupts it."""
+    """Checks one database on its own connection in a thread; ``cancel()`` interrupts it.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    ``level`` None: is it a sound copy (``_copy_errors``); else the full check at that level
+    (``_integrity_errors``: the pre-migration check of the live database).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, level: str | None = None) -> None:
+        self.conn, self.level = conn, level
         self.result: dict[str, Any] = {}
         self.thread = threading.Thread(target=self._run, name="safemigrate-check", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            self.result["errors"] = _copy_errors(self.conn)
-            self.result["counts"] = _row_counts(self.conn)
+            counts: dict[str, int] = {}
+            if self.level is None:
+                self.result["errors"] = _copy_errors(self.conn, counts)
+            else:
+                self.result["errors"] = _integrity_errors(self.conn, self.level, counts)
+            self.result["counts"] = counts
             self.result["migrations"] = _migrations(self.conn)
         except sqlite3.DatabaseError as exc:
             self.result["errors"] = [f"snapshot unreadable: {exc}"]
@@ -147,6 +165,9 @@ class _Check:
             migrations=self.result.get("migrations", {}),
             integrity_errors=self.result.get("errors", ["the check did not finish"]),
         )
+
+    def errors(self) -> list[str]:
+        return self.info().integrity_errors
 
     def cancel(self) -> None:
         if self.thread.is_alive():
@@ -248,6 +269,23 @@ class Adapter(VendorAdapter):
     def snapshot(
         self, sink: WritableStream, *, workdir: Path, progress: Progress | None = None
     ) -> SnapshotInfo:
+        return self._snapshot(sink, workdir=workdir, progress=progress, level=None)
+
+    def precheck_snapshot(
+        self, sink: WritableStream, *, workdir: Path, level: str, progress: Progress | None = None
+    ) -> SnapshotInfo:
+        """The pre-migration check folded into the snapshot's own check of the live database.
+
+        The live database gets the full check (CHECK and foreign-key rules included) on the
+        core the copy leaves idle, and one count of its rows serves the check, the manifest and
+        the snapshot's check; when that check also stands for the copy (nobody committed in
+        between), nothing is read twice.
+        """
+        return self._snapshot(sink, workdir=workdir, progress=progress, level=level)
+
+    def _snapshot(
+        self, sink: WritableStream, *, workdir: Path, progress: Progress | None, level: str | None
+    ) -> SnapshotInfo:
         if self.path is not None and self.path.exists():
             # The raw snapshot needs the database's size in the backup folder for a moment.
             needed = self.path.stat().st_size
@@ -264,13 +302,19 @@ class Adapter(VendorAdapter):
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         try:
             live_check: _Check | None = None
+            precheck: _Check | None = None  # the live database's full check, when not live_check
+            started: tuple[_Check, int] | None = None
             try:
                 live = self._live()
                 # Check the live database at the very moment the copy reads, on the core the
                 # copy leaves idle; kept only if nobody committed in between (data_version).
-                started = self._start_live_check(live)
+                started = self._start_live_check(live, level)
                 if started is not None:
                     checks.append(started[0])
+                elif level is not None:  # no second connection: the pre-check comes first
+                    errors = _integrity_errors(live, level)
+                    if errors:
+                        return SnapshotInfo(live_errors=errors)
                 source, own_source = live, False
                 if live.in_transaction:
                     # SQLite's backup from a connection with uncommitted writes never finishes:
@@ -295,9 +339,15 @@ class Adapter(VendorAdapter):
                 if started is not None:
                     if live.execute("PRAGMA data_version").fetchone()[0] == started[1]:
                         live_check = started[0]
+                    elif level is not None:
+                        precheck = started[0]  # still the live database's check; the copy gets its own
                     else:
                         started[0].cancel()
             except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
+                if level is not None:  # a damaged database: say so as the pre-check does
+                    errors = started[0].errors() if started else self.integrity_errors(level=level)
+                    if errors:
+                        return SnapshotInfo(live_errors=errors)
                 what = "disk full" if "full" in str(exc) else str(exc)
                 raise BackupError(
                     f"backup failed: {what} while copying {self.database_name()} into {workdir}; "
@@ -314,6 +364,10 @@ class Adapter(VendorAdapter):
                 while chunk := f.read(CHUNK):
                     sink.write(chunk)
             info = check.info()
+            if level is not None and (precheck or live_check):
+                live_errors = (precheck or check).errors()
+                if live_errors:  # the pre-check failed: the live database, not the copy, is refused
+                    return SnapshotInfo(live_errors=live_errors)
             if info.integrity_errors and check is live_check:
                 # Refuse on the evidence of the copy itself, never on the live database's alone.
                 confirm = _Check(_connect_copy(tmp))
@@ -327,7 +381,7 @@ class Adapter(VendorAdapter):
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(f"{tmp}{suffix}").unlink(missing_ok=True)
 
-    def _start_live_check(self, live: sqlite3.Connection) -> tuple[_Check, int] | None:
+    def _start_live_check(self, live: sqlite3.Connection, level: str | None) -> tuple[_Check, int] | None:
         """A check of the live file in a read transaction opened now, and ``data_version`` then.
 
         If ``data_version`` of ``live`` is the same after the copy, no other connection
@@ -337,7 +391,9 @@ class Adapter(VendorAdapter):
         if self.path is None or live.in_transaction:
             return None
         try:
-            uri = f"{self.path.as_uri()}?mode=ro"
+            # Read-only, unless the full check runs: SQLite skips CHECK constraints on a read-only
+            # connection. Either way this connection only ever reads.
+            uri = self.path.as_uri() + ("?mode=ro" if level is None else "")
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         except sqlite3.Error:
             return None
@@ -348,7 +404,7 @@ class Adapter(VendorAdapter):
         except sqlite3.Error:
             conn.close()
             return None
-        return _Check(conn), version
+        return _Check(conn, level), version
 
     # --- restore --------------------------------------------------------------------------
     def restore_to_scratch(

@@ -6,6 +6,7 @@ import shutil
 import sqlite3
 from io import StringIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
@@ -111,3 +112,49 @@ def test_migrate__guarded_run_with_use_tz_false(tmp_path):
     with sqlite3.connect(tmp_path / "db.sqlite3") as conn:
         assert conn.execute("SELECT status FROM safemigrate_migrationrun").fetchall() == [("applied",)]
         assert conn.execute("SELECT COUNT(*) FROM safemigrate_backup WHERE verified").fetchone() == (1,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate__nothing_to_apply_computes_the_plan_once(backup_dir, monkeypatch):
+    """Every container start: one migration loader (Django's migrate reuses ours), no health check."""
+    from django.db.migrations.loader import MigrationLoader
+
+    from safemigrate import health
+
+    built = []
+    real = MigrationLoader.build_graph
+
+    def counting(self):
+        built.append(self)
+        return real(self)
+
+    monkeypatch.setattr(MigrationLoader, "build_graph", counting)
+    asked = []
+    monkeypatch.setattr(
+        health, "backup_health", lambda **kwargs: asked.append(kwargs) or SimpleNamespace(problems=[])
+    )
+    out = StringIO()
+    call_command("migrate", stdout=out)
+    assert "No migrations to apply." in out.getvalue()
+    assert len(built) == 1
+    assert asked == []  # W001/W002: `check --database`, the admin and /healthz ask for them
+    call_command("check", databases=["default"], stdout=StringIO(), stderr=StringIO())
+    assert asked == [{"alias": "default"}]
+
+
+def test_migrate__missing_dependency_is_one_line(tmp_path):
+    """A migration graph that cannot be built: one line, before any backup (no-op check included)."""
+    env = prepared_db(tmp_path)
+    package = tmp_path / "broken"
+    shutil.copytree(ROOT / "tests" / "migrapp" / "migrations", package)
+    (package / "0003_orphan.py").write_text(
+        "from django.db import migrations\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        '    dependencies = [("migrapp", "0009_missing")]\n'
+    )
+    (tmp_path / "broken_settings.py").write_text(
+        'from tests.settings import *  # noqa: F403\n\nMIGRATION_MODULES = {"migrapp": "broken"}\n'
+    )
+    env.update(DJANGO_SETTINGS_MODULE="broken_settings", PYTHONPATH=f"{ROOT}:{tmp_path}")
+    result = manage("migrate", env=env)
+    assert_refused_untouched(result, tmp_path, "Migration migrapp.0003_orphan dependencies reference")

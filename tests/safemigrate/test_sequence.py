@@ -138,3 +138,45 @@ def test_safemigrate__ctrl_c_during_the_restore_path_is_held(at_0001, monkeypatc
 
 def _content(tables: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
     return {t: rows for t, rows in tables.items() if not t.startswith("safemigrate_")}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("bad_row", "found"),
+    [
+        ("INSERT INTO auth_user_groups (user_id, group_id) VALUES (999, 999)", "foreign key violation"),
+        ("INSERT INTO precheck_rule (n) VALUES (-1)", "CHECK constraint failed"),
+    ],
+)
+def test_safemigrate__precheck_in_the_backup_still_enforces_data_rules(at_0001, bad_row, found):
+    """Folded into the backup's check of the live database, the pre-check keeps the rules a
+    copy's own check leaves out (foreign keys, CHECK constraints): refused, nothing kept."""
+    before = set(files_in(at_0001))
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE precheck_rule (n INTEGER CHECK (n > 0))")
+        cursor.execute("PRAGMA foreign_keys = OFF")
+        cursor.execute("PRAGMA ignore_check_constraints = ON")
+        cursor.execute(bad_row)
+        cursor.execute("PRAGMA ignore_check_constraints = OFF")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    seen: list[str] = []
+
+    def record(sender, **kwargs):
+        seen.append("backup_failed")
+
+    from safemigrate.signals import backup_failed
+
+    backup_failed.connect(record, dispatch_uid="test-precheck")
+    try:
+        with pytest.raises(
+            CommandError, match=rf"^pre-migration check: database .* integrity check: .*{found}"
+        ):
+            call_command("migrate", stdout=StringIO(), stderr=StringIO())
+    finally:
+        backup_failed.disconnect(dispatch_uid="test-precheck")
+    assert set(files_in(at_0001)) == before  # no backup, no leftover
+    assert seen == []  # a refused database is not a failed backup (as before the fold)
+    assert MigrationRun.objects.latest("started").status == "refused"
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM auth_user_groups WHERE user_id = 999")
+        cursor.execute("DROP TABLE precheck_rule")

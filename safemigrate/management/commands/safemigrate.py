@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from io import StringIO
 from typing import Any
 
 from django.core.management.base import CommandError, OutputWrapper
 from django.core.management.commands.migrate import Command as MigrateCommand
+from django.db import connections
 from django.db.migrations.exceptions import InconsistentMigrationHistory, NodeNotFoundError
+from django.db.migrations.executor import MigrationExecutor
 
 from safemigrate import interrupts
-from safemigrate.checks import quiet_checks
+from safemigrate.checks import health_checks_wanted
 from safemigrate.conf import get_settings, is_test_database
-from safemigrate.exceptions import SafeMigrateError
-from safemigrate.management.base import command_error
-from safemigrate.plan import pending_plan
-from safemigrate.sequence import safe_migrate
-from safemigrate.vendors import get_adapter
-from safemigrate.vendors.base import TRANSACTION
+
+# The library (sequence, plan, vendors) is imported on the guarded path only: the no-op migrate of
+# every container start must cost what Django's own does.
 
 
 class Command(MigrateCommand):
@@ -25,7 +27,6 @@ class Command(MigrateCommand):
     """``safemigrate --plan`` annotates risks; ``migrate --plan`` (migrate.py) prints Django's own plan."""
     migrating = False
     """Set once Django's migrate starts changing the database: what an interrupt message may claim."""
-    backing_up = False
     """This run has a plan, so it takes a verified backup: W001 would only be noise."""
 
     help = (
@@ -49,6 +50,7 @@ class Command(MigrateCommand):
         or an undo) signals are held until the line that reports it is out.
         """
         self.migrating = False
+        wanted = health_checks_wanted.set(False)  # W001/W002 are asked for elsewhere (checks.py)
         try:
             with interrupts.interruptible():
                 return super().execute(*args, **options)
@@ -60,27 +62,8 @@ class Command(MigrateCommand):
                     returncode=130,
                 ) from exc
             raise CommandError("interrupted before migrating; nothing was changed", returncode=130) from exc
-
-    def check(self, *args: Any, **kwargs: Any) -> None:
-        """Django's checks, without W017 (this applies the migrations) nor, when it takes a
-        backup, W001 (no verified backup): ``check --database`` and the admin still say them."""
-        quiet = ("safemigrate.W017", "safemigrate.W001") if self.backing_up else ("safemigrate.W017",)
-        with quiet_checks(*quiet):
-            super().check(*args, **kwargs)
-
-    def get_check_kwargs(self, options: dict[str, Any]) -> Any:
-        """The checks run before ``handle``: decide here whether this run takes a backup."""
-        self.backing_up = not (options["no_backup"] or options["fake"]) and self._has_plan(options)
-        return super().get_check_kwargs(options)
-
-    def _has_plan(self, options: dict[str, Any]) -> bool:
-        try:
-            plan = pending_plan(
-                alias=options["database"], app_label=options["app_label"], target=options["migration_name"]
-            )
-        except Exception:  # noqa: BLE001 - Django's migrate reports a bad target in its own words
-            return False
-        return not plan.is_empty
+        finally:
+            health_checks_wanted.reset(wanted)
 
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
@@ -106,6 +89,15 @@ class Command(MigrateCommand):
             self.migrating = not (options["plan"] or options["check_unapplied"])  # those only read
             super().handle(*args, **options)
             return None
+        executor = None if options["app_label"] else self._executor_if_nothing_to_apply(database)
+        if executor is not None:  # every container start: Django as usual, on the same plan
+            self.migrating = True
+            with _reusing(executor):
+                super().handle(*args, **options)
+            return None
+        from safemigrate.exceptions import SafeMigrateError
+        from safemigrate.management.base import command_error
+        from safemigrate.sequence import safe_migrate
 
         def run_migrate() -> None:
             self.migrating = True
@@ -128,6 +120,8 @@ class Command(MigrateCommand):
         except SafeMigrateError as exc:
             self._close_line()
             raise command_error(exc) from exc
+        except (InconsistentMigrationHistory, NodeNotFoundError) as exc:  # a graph Django cannot build
+            raise CommandError(str(exc)) from exc  # Django lets these out as a traceback
         except KeyboardInterrupt as exc:  # before any guarded step (the outcome settles signals)
             raise CommandError(
                 f"interrupted ({exc or 'Ctrl-C'}); nothing was migrated", returncode=130
@@ -140,6 +134,21 @@ class Command(MigrateCommand):
                 )
             )
         return None
+
+    def _executor_if_nothing_to_apply(self, database: str) -> MigrationExecutor | None:
+        """Django's executor for ``database`` if a plain ``migrate`` has nothing to apply, else None.
+
+        Django's migrate then runs on this same executor (``_reusing``): the plan is computed
+        once, and what Django runs is exactly the empty plan seen here, never a plan that
+        another process made non-empty in between.
+        """
+        try:
+            executor = MigrationExecutor(connections[database], self.migration_progress_callback)  # type: ignore[arg-type]
+            if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+                return None
+        except Exception:  # noqa: BLE001 - a broken graph or database: the guarded path reports it
+            return None
+        return executor
 
     open_line = False
     """Django printed "  Applying X..." and not yet " OK": a failure must not continue that line."""
@@ -170,6 +179,10 @@ class Command(MigrateCommand):
             self.stdout = stdout
 
     def _print_risky_plan(self, database: str, options: dict[str, Any]) -> None:
+        from safemigrate.plan import pending_plan
+        from safemigrate.vendors import get_adapter
+        from safemigrate.vendors.base import TRANSACTION
+
         try:
             plan = pending_plan(
                 alias=database, app_label=options["app_label"], target=options["migration_name"]
@@ -205,3 +218,15 @@ class Command(MigrateCommand):
                 "Rollback: restore from backup. "
                 "A verified backup is taken before these run; any failure restores it automatically."
             )
+
+
+@contextlib.contextmanager
+def _reusing(executor: MigrationExecutor) -> Iterator[None]:
+    """Django's migrate command builds its executor by name: hand it ``executor`` instead."""
+    module = sys.modules[MigrateCommand.__module__]
+    built = module.MigrationExecutor
+    module.MigrationExecutor = lambda connection, progress_callback=None: executor  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        module.MigrationExecutor = built  # type: ignore[attr-defined]

@@ -26,12 +26,14 @@ def content_types() -> int:
         return cursor.fetchone()[0]
 
 
-def test_backup__commit_during_the_copy_checks_the_copy_instead(backup_dir, monkeypatch):
-    """Another connection commits after the live check began: the manifest counts the copy."""
+@pytest.mark.parametrize("precheck", [None, "pre-migration check"])
+def test_backup__commit_during_the_copy_checks_the_copy_instead(backup_dir, monkeypatch, precheck):
+    """Another connection commits after the live check began: the manifest counts the copy
+    (with the pre-check folded in too: the live check then stands for the live database only)."""
     real = vendor.Adapter._start_live_check
 
-    def start_then_commit(self, live):
-        started = real(self, live)
+    def start_then_commit(self, live, *args):
+        started = real(self, live, *args)
         assert started is not None  # the live check is in use when nobody writes
         other = sqlite3.connect(connection.settings_dict["NAME"])
         other.execute("INSERT INTO django_content_type (app_label, model) VALUES ('x', 'late')")
@@ -41,7 +43,7 @@ def test_backup__commit_during_the_copy_checks_the_copy_instead(backup_dir, monk
 
     before = content_types()
     monkeypatch.setattr(vendor.Adapter, "_start_live_check", start_then_commit)
-    result = create_backup(alias="default", reason="busy")
+    result = create_backup(alias="default", reason="busy", precheck=precheck)
     assert content_types() == before + 1
     assert result.manifest.row_counts["django_content_type"] == before + 1
     assert result.manifest.verified
