@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.exceptions import SafeMigrateError
+from safemigrate.leftovers import process_alive
 from safemigrate.streams import ReadableStream
 from safemigrate.vendors.base import Progress, Scratch, VendorAdapter
 
@@ -102,19 +103,11 @@ def stale_scratch(names: Iterable[str], live: str, *, limit: int, now: float | N
         age = now - created
         if host == here and pid == os.getpid():
             continue
-        if age > SCRATCH_STALE_AFTER or (host == here and age > SCRATCH_DEAD_GRACE and not _alive(pid)):
+        if age > SCRATCH_STALE_AFTER or (
+            host == here and age > SCRATCH_DEAD_GRACE and not process_alive(pid)
+        ):
             stale.append(name)
     return stale
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ServerScratch(Scratch):
