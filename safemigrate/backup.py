@@ -229,7 +229,7 @@ def _create_backup(
             compression=conf.compress,
             encryption="aes-256-gcm" if conf.encryption_key else None,
             raw_size=stats.raw_size,
-            migrations=info.migrations or adapter.applied_migrations(),
+            migrations=info.migrations,
             row_counts=info.row_counts,
             app_version=safemigrate.__version__,
             django_version=django.get_version(),

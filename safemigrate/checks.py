@@ -85,6 +85,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="safemigrate.E008",
             )
         )
+    messages.extend(_check_vendor_adapters())
     if conf.storage is not None and conf.storage not in settings.STORAGES:
         messages.append(
             checks.Error(
@@ -106,6 +107,27 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
     messages.extend(_check_schedules(conf.schedule, conf.verify_schedule))
     return messages
+
+
+def _check_vendor_adapters() -> list[checks.CheckMessage]:
+    """E009: each class SAFEMIGRATE_VENDOR_ADAPTERS names exists and is a VendorAdapter."""
+    from safemigrate import vendors  # here: it imports the adapters the setting names
+    from safemigrate.exceptions import UnsupportedOperation
+
+    problems: list[str] = []
+    try:
+        for engine, path in vendors.configured_adapters().items():
+            try:
+                vendors.load_adapter_class(path, engine=engine)
+            except UnsupportedOperation as exc:
+                problems.append(str(exc))
+    except UnsupportedOperation as exc:
+        problems.append(str(exc))
+    hint = (
+        "e.g. SAFEMIGRATE_VENDOR_ADAPTERS = {'django.contrib.gis.db.backends.postgis': "
+        "'safemigrate.vendors.postgresql.Adapter'} (see docs/postgresql-mariadb.md)."
+    )
+    return [checks.Error(problem, hint=hint, id="safemigrate.E009") for problem in problems]
 
 
 def _check_schedules(schedule: str | None, verify_schedule: str | None) -> list[checks.CheckMessage]:

@@ -137,14 +137,20 @@ def _clear_cache(*, setting: str, **kwargs: Any) -> None:
 
 
 def backup_dir_for(alias: str) -> Path:
-    """Where backups of database ``alias`` live: SAFEMIGRATE_BACKUP_DIR or ``backups/`` beside SQLite."""
+    """Where backups of database ``alias`` live: SAFEMIGRATE_BACKUP_DIR, else the adapter's default
+    (SQLite: ``backups/`` beside the file), else ``BASE_DIR/backups``."""
     configured = get_settings().backup_dir
     if configured is not None:
         return configured
-    db = connections.databases[alias]
-    name = str(db.get("NAME") or "")
-    if db.get("ENGINE", "").endswith("sqlite3") and name and not name.startswith(":memory:"):
-        return Path(name).resolve().parent / "backups"
+    from safemigrate.exceptions import UnsupportedOperation
+    from safemigrate.vendors import get_adapter  # here, not at import: settings may import conf
+
+    try:
+        default = get_adapter(alias).default_backup_dir()
+    except UnsupportedOperation:  # no adapter: the check E009 or the first backup says so
+        default = None
+    if default is not None:
+        return default
     base_dir = getattr(settings, "BASE_DIR", None)
     return Path(base_dir) / "backups" if base_dir is not None else Path("backups")
 

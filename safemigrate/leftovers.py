@@ -49,7 +49,8 @@ def private_workdir(directory: Path) -> Path:
     return work
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Does process ``pid`` (on this host) still run?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -69,7 +70,7 @@ def _is_stale(path: Path, now: float) -> bool:
         pid = int(match.group(1) or match.group(2))
         if pid == os.getpid():
             return False
-        return age > STALE_AFTER or (age > DEAD_GRACE and not _alive(pid))
+        return age > STALE_AFTER or (age > DEAD_GRACE and not process_alive(pid))
     if _PARTIAL.fullmatch(path.name):
         return age > PARTIAL_STALE_AFTER
     return False

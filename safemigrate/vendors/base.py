@@ -43,6 +43,7 @@ class SnapshotInfo:
 
     row_counts: dict[str, int] = field(default_factory=dict)
     migrations: dict[str, list[str]] = field(default_factory=dict)
+    """Applied migrations, as the backup holds them (every vendor fills them in)."""
     integrity_errors: list[str] = field(default_factory=list)
     live_errors: list[str] = field(default_factory=list)
     """``precheck_snapshot``: what the pre-migration check found in the live database (then
@@ -74,6 +75,10 @@ class VendorAdapter(abc.ABC):
     @abc.abstractmethod
     def database_name(self) -> str:
         """A human name of the database (file path or server/database), never with a password."""
+
+    def default_backup_dir(self) -> Path | None:
+        """Where backups go when SAFEMIGRATE_BACKUP_DIR is unset; None: ``BASE_DIR/backups``."""
+        return None
 
     # --- snapshot & restore ---------------------------------------------------------------
     @abc.abstractmethod

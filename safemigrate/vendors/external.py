@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
-import re
-import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO
@@ -48,87 +43,6 @@ def tool_version(path: str, env: Mapping[str, str] | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
-
-
-def scratch_account() -> tuple[str, str] | None:
-    """(user, password) of SAFEMIGRATE_SCRATCH_USER, the account Verify loads and checks scratch
-    copies as (one that can reach nothing but the scratch databases); None when not configured."""
-    from django.conf import settings
-
-    user = getattr(settings, "SAFEMIGRATE_SCRATCH_USER", None)
-    if not user:
-        return None
-    return str(user), str(getattr(settings, "SAFEMIGRATE_SCRATCH_PASSWORD", None) or "")
-
-
-# --- scratch databases: named after their owner, so a sweep can tell a dead one -------------
-SCRATCH_DEAD_GRACE = 60.0
-"""Seconds a dead process's scratch database is left alone (as for leftover files)."""
-SCRATCH_STALE_AFTER = 24 * 3600.0
-"""Seconds after which a scratch database is stale whoever made it (another host, a reused pid)."""
-_SCRATCH = re.compile(r"_smscratch_([0-9a-f]{4})_([0-9a-z]+)_([0-9a-z]+)_[0-9a-f]{4}")
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if not n:
-            return out
-
-
-def _host_tag() -> str:
-    """This host and boot: a pid means something only on the host (and boot) that gave it."""
-    boot = ""
-    with contextlib.suppress(OSError):
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    return hashlib.sha256(f"{socket.gethostname()}\0{boot}".encode()).hexdigest()[:4]
-
-
-def scratch_name(live: str, *, limit: int) -> str:
-    """``<live>_smscratch_<host>_<pid>_<time>_<random>`` within ``limit`` bytes: who made it, when."""
-    suffix = (
-        f"_smscratch_{_host_tag()}_{_base36(os.getpid())}_{_base36(int(time.time()))}_{secrets.token_hex(2)}"
-    )
-    return live.encode()[: limit - len(suffix)].decode(errors="ignore") + suffix
-
-
-def stale_scratch(names: Iterable[str], live: str, *, limit: int, now: float | None = None) -> list[str]:
-    """Which of ``names`` are scratch databases of ``live`` whose maker is gone.
-
-    Those of a process on this host that no longer runs (after a grace), or older than a day
-    whoever made them; never this process's own, nor one of a live process (a running Verify,
-    which does not take the migration lock).
-    """
-    now = time.time() if now is None else now
-    here = _host_tag()
-    stale = []
-    for name in names:
-        found = _SCRATCH.search(name)
-        if not found or found.end() != len(name):
-            continue
-        prefix = name[: found.start()]
-        if live.encode()[: limit - len(found[0])].decode(errors="ignore") != prefix:
-            continue
-        host, pid, created = found[1], int(found[2], 36), int(found[3], 36)
-        age = now - created
-        if host == here and pid == os.getpid():
-            continue
-        if age > SCRATCH_STALE_AFTER or (host == here and age > SCRATCH_DEAD_GRACE and not _alive(pid)):
-            stale.append(name)
-    return stale
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:

@@ -13,6 +13,8 @@
   restore nor a migration can drop it; ``IS_USED_LOCK`` + the process list name the holder.
 - Credentials: the password goes to the tools in ``MYSQL_PWD`` (as Django's ``dbshell`` does),
   never on the command line.
+
+The restore sequence and the lock's skeleton are ``server.ServerAdapter``'s.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import contextlib
 import hashlib
 import logging
 import re
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,18 +33,10 @@ from django.db import transaction
 from safemigrate.codec import CHUNK
 from safemigrate.exceptions import BackupError, RestoreError, SafeMigrateError
 from safemigrate.streams import ReadableStream, WritableStream
-from safemigrate.vendors.base import SECRET_TABLES, Progress, Scratch, SnapshotInfo, VendorAdapter
-from safemigrate.vendors.external import (
-    child_env,
-    find_tool,
-    scratch_account,
-    scratch_name,
-    stale_scratch,
-    stream_in,
-    stream_out,
-    tool_version,
-)
+from safemigrate.vendors.base import SECRET_TABLES, Progress, Scratch, SnapshotInfo
+from safemigrate.vendors.external import child_env, find_tool, stream_in, stream_out, tool_version
 from safemigrate.vendors.mysqldump_guard import DumpGuard, DumpRefused
+from safemigrate.vendors.server import Loader, ServerAdapter, ServerScratch
 
 logger = logging.getLogger("safemigrate")
 
@@ -60,31 +53,15 @@ _MIGRATING = "safemigrate-migrating"
 """Prefix of a second named lock, held beside the lock only while a migration runs."""
 
 
-class MySQLScratch(Scratch):
+class MySQLScratch(ServerScratch):
     """A scratch schema on the same server."""
 
-    def __init__(self, name: str, account: tuple[str, str] | None = None) -> None:
-        self.name = name
-        self.account = account
-        """(user, password) it is loaded and read as (SAFEMIGRATE_SCRATCH_USER), or None: ours."""
-        self.description = f"scratch schema {name}"
-
-
-def _as_scratch(scratch: Scratch) -> MySQLScratch:
-    if not isinstance(scratch, MySQLScratch):
-        raise TypeError(f"not a MariaDB/MySQL scratch schema: {scratch!r}")
-    return scratch
+    kind = "scratch schema"
 
 
 def _q(name: str) -> str:
     """A quoted identifier."""
     return "`" + name.replace("`", "``") + "`"
-
-
-def _derived_name(live: str, tag: str) -> str:
-    """``<live>_sm<tag>_<random>``, within the 64-character identifier limit."""
-    suffix = f"_sm{tag}_{secrets.token_hex(4)}"
-    return live[: 64 - len(suffix)] + suffix
 
 
 class DumpRowCounter:
@@ -158,13 +135,14 @@ class _Tee:
         return len(data)
 
 
-class Adapter(VendorAdapter):
+class Adapter(ServerAdapter[MySQLScratch]):
     vendor = "mysql"
     raw_extension = "sql"
-
-    def __init__(self, connection: Any) -> None:
-        super().__init__(connection)
-        self._lock_conn: Any = None
+    scheme = "mysql"
+    default_port = 3306
+    name_limit = 64
+    scratch_class = MySQLScratch
+    driver_errors = (MySQLdb.Error,)
 
     # --- identity and connections ---------------------------------------------------------
     @property
@@ -172,17 +150,6 @@ class Adapter(VendorAdapter):
         s = self.connection.settings_dict
         options = s.get("OPTIONS") or {}
         return str(options.get("database", options.get("db", s["NAME"])))
-
-    def database_name(self) -> str:
-        s = self.connection.settings_dict
-        user = f"{s['USER']}@" if s.get("USER") else ""
-        host = s.get("HOST") or "localhost"
-        port = f":{s['PORT']}" if s.get("PORT") else ""
-        return f"mysql://{user}{host}{port}/{self.live_name}"
-
-    def _server(self) -> str:
-        s = self.connection.settings_dict
-        return f"{s.get('HOST') or 'localhost'}:{s.get('PORT') or 3306}"
 
     def _connect(
         self,
@@ -214,13 +181,13 @@ class Adapter(VendorAdapter):
         finally:
             conn.close()
 
-    def _schema(self, scratch: Scratch | None) -> str:
-        return self.live_name if scratch is None else _as_scratch(scratch).name
+    def _admin(
+        self, *, error: type[SafeMigrateError] = SafeMigrateError
+    ) -> contextlib.AbstractContextManager[Any]:
+        return self._cursor(None, error=error)
 
-    @staticmethod
-    def _account(scratch: Scratch | None) -> tuple[str, str] | None:
-        """A confined copy is read as its own account: its code never runs as ours."""
-        return None if scratch is None else _as_scratch(scratch).account
+    def _schema(self, scratch: Scratch | None) -> str:
+        return self.live_name if scratch is None else self._own(scratch).name
 
     def _client_env(self, account: tuple[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
         """Connection options for the client tools, as Django's ``dbshell`` builds them.
@@ -290,9 +257,12 @@ class Adapter(VendorAdapter):
             hint=self._hint(),
         )
         errors = [] if counter.complete else ["the dump did not end with its completion line"]
-        return SnapshotInfo(row_counts=counter.counts, migrations={}, integrity_errors=errors)
+        # The dump is not parsed for them: read from the live database right after it, under
+        # the migration lock that keeps them as they were.
+        migrations = self.applied_migrations()
+        return SnapshotInfo(row_counts=counter.counts, migrations=migrations, integrity_errors=errors)
 
-    # --- restore --------------------------------------------------------------------------
+    # --- restore (the sequence: ServerAdapter.restore_to_scratch) -------------------------
     def restore_command(
         self, scratch_name: str, account: tuple[str, str] | None = None
     ) -> tuple[list[str], dict[str, str]]:
@@ -314,17 +284,15 @@ class Adapter(VendorAdapter):
         charset = f" CHARACTER SET {row[0]} COLLATE {row[1]}" if row else ""
         cursor.execute(f"CREATE DATABASE {_q(name)}{charset}")
 
-    def restore_to_scratch(
-        self, source: ReadableStream, *, workdir: Path, progress: Progress | None = None
-    ) -> Scratch:
-        name = scratch_name(self.live_name, limit=64)
-        account = scratch_account() if self.confine_scratch else None
+    def _new_scratch(
+        self, source: ReadableStream, account: tuple[str, str] | None
+    ) -> tuple[MySQLScratch, Loader]:
+        name = self._scratch_name()
         args, env = self.restore_command(name, account)  # a missing tool fails before any work
-        with self._cursor(None, error=RestoreError) as cursor:
+        with self._admin(error=RestoreError) as cursor:
             try:
                 self._create_schema(cursor, name, like=self.live_name)
-                cursor.execute("SHOW DATABASES")
-                others = {str(r[0]) for r in cursor.fetchall()} - {name}
+                others = set(self._database_names(cursor)) - {name}
             except MySQLdb.Error as exc:
                 raise RestoreError(
                     f"cannot create the scratch schema {name} on {self._server()}: {exc}; the "
@@ -332,11 +300,11 @@ class Adapter(VendorAdapter):
                     "database"
                 ) from exc
         scratch = MySQLScratch(name, account)
-        logger.info("created %s", scratch.description)
-        counter = DumpRowCounter()
-        # Every statement is checked before the client sees it: none may name another schema.
-        guard = DumpGuard(others)
-        try:
+
+        def load(progress: Progress | None) -> None:
+            counter = DumpRowCounter()
+            # Every statement is checked before the client sees it: none may name another schema.
+            guard = DumpGuard(others)
 
             def checked(chunk: bytes, *, last: bool = False) -> bytes:
                 try:
@@ -376,37 +344,19 @@ class Adapter(VendorAdapter):
                 what=f"loading the dump into {scratch.description}",
                 hint="; it ran in that scratch schema, not in the live one (no statement may name another)",
             )
-        except BaseException:
-            self.drop_scratch(scratch)
-            raise
-        return scratch
 
-    def drop_scratch(self, scratch: Scratch) -> None:
-        name = _as_scratch(scratch).name
-        try:
-            with self._cursor(None) as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS {_q(name)}")
-            logger.info("dropped scratch schema %s", name)
-        except (MySQLdb.Error, SafeMigrateError) as exc:
-            logger.warning("could not drop the scratch schema %s (%s); drop it by hand", name, exc)
+        return scratch, load
 
-    def sweep_scratch(self, *, now: float | None = None) -> list[str]:
-        names = []
-        with self._cursor(None) as cursor:
-            cursor.execute("SHOW DATABASES")
-            listed = [str(r[0]) for r in cursor.fetchall()]
-            for name in stale_scratch(listed, self.live_name, limit=64, now=now):
-                cursor.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = %s", [name])
-                if cursor.fetchone():  # in use: a verification's load or check
-                    continue
-                try:
-                    cursor.execute(f"DROP DATABASE IF EXISTS {_q(name)}")
-                except MySQLdb.Error as exc:
-                    logger.warning("could not drop the leftover scratch schema %s: %s", name, exc)
-                    continue
-                logger.warning("dropped the scratch schema %s, left behind by an interrupted run", name)
-                names.append(name)
-        return names
+    def _database_names(self, admin: Any) -> list[str]:
+        admin.execute("SHOW DATABASES")
+        return [str(r[0]) for r in admin.fetchall()]
+
+    def _in_use(self, admin: Any, name: str) -> bool:
+        admin.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = %s", [name])
+        return admin.fetchone() is not None
+
+    def _drop_database(self, admin: Any, name: str, *, force: bool) -> None:
+        admin.execute(f"DROP DATABASE IF EXISTS {_q(name)}")
 
     def _kill_others(self, cursor: Any, schema: str) -> None:
         """Kill every other connection using ``schema``, saying so in the log."""
@@ -494,11 +444,9 @@ class Adapter(VendorAdapter):
     def swap_in(
         self, scratch: Scratch, *, progress: Progress | None = None, keep: bool = False
     ) -> str | None:
-        scratch_name = _as_scratch(scratch).name
-        live, aside = self.live_name, _derived_name(self.live_name, "failed" if keep else "old")
-        conn = self._connect(None, error=RestoreError)
-        try:
-            cursor = conn.cursor()
+        scratch_name = self._own(scratch).name
+        live, aside = self.live_name, self._aside_name(keep=keep)
+        with self._admin(error=RestoreError) as cursor:
             try:
                 cursor.execute("SET SESSION lock_wait_timeout = %s", [_LOCK_WAIT])
                 cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [live])
@@ -549,18 +497,12 @@ class Adapter(VendorAdapter):
                     cursor.execute(f"DROP DATABASE IF EXISTS {_q(leftover)}")
                 except MySQLdb.Error as exc:
                     logger.warning("could not drop %s (%s); drop it by hand", leftover, exc)
-        finally:
-            conn.close()
         return aside if keep else None
 
     def kept_settings(self, kept: str) -> dict[str, Any]:
         settings = dict(self.connection.settings_dict)
         options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if k not in ("db", "database")}
         return {**settings, "NAME": kept, "OPTIONS": options}
-
-    def drop_kept(self, kept: str) -> None:
-        with self._cursor(None) as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {_q(kept)}")
 
     # --- checks ---------------------------------------------------------------------------
     def integrity_errors(self, scratch: Scratch | None = None, *, level: str = "quick") -> list[str]:
@@ -617,60 +559,34 @@ class Adapter(VendorAdapter):
             name = f"{prefix}:" + hashlib.sha256(self.live_name.encode()).hexdigest()[:40]
         return name
 
-    def try_lock(self) -> bool:
-        if self._lock_conn is not None:
-            return True
-        conn = self._connect(None)
-        try:
-            with conn.cursor() as cursor:
-                # A long migration must not lose its lock to an idle timeout.
-                cursor.execute("SET SESSION wait_timeout = 31536000")
-                cursor.execute("SELECT GET_LOCK(%s, 0)", [self._lock_name()])
-                row = cursor.fetchone()
-        except BaseException:
-            conn.close()
-            raise
-        if not row or row[0] != 1:
-            conn.close()
-            return False
-        self._lock_conn = conn
-        return True
+    def _lock_session(self) -> Any:
+        return self._connect(None)
 
-    def unlock(self) -> None:
-        conn, self._lock_conn = self._lock_conn, None
-        if conn is not None:
-            conn.close()  # ending the session releases the lock
+    def _take_lock(self, conn: Any) -> bool:
+        with conn.cursor() as cursor:
+            # A long migration must not lose its lock to an idle timeout.
+            cursor.execute("SET SESSION wait_timeout = 31536000")
+            cursor.execute("SELECT GET_LOCK(%s, 0)", [self._lock_name()])
+            row = cursor.fetchone()
+        return bool(row and row[0] == 1)
 
-    def lock_is_held(self, prefix: str = "safemigrate") -> bool:
-        with self.connection.cursor() as cursor:  # Django's: no new connection per request
-            cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name(prefix)])
-            return cursor.fetchone()[0] is not None
+    def _lock_probe(self, *, migrating: bool) -> tuple[str, list[Any]]:
+        return "SELECT IS_USED_LOCK(%s) IS NOT NULL", [
+            self._lock_name(_MIGRATING if migrating else "safemigrate")
+        ]
 
-    def mark_migrating(self, *, on: bool) -> None:
-        """A second named lock on the lock's own session: it ends with that session."""
-        if self._lock_conn is None:
-            return
+    def _mark_migrating(self, conn: Any, *, on: bool) -> None:
         call = "GET_LOCK(%s, 0)" if on else "RELEASE_LOCK(%s)"
-        with contextlib.suppress(MySQLdb.Error), self._lock_conn.cursor() as cursor:
+        with conn.cursor() as cursor:
             cursor.execute(f"SELECT {call}", [self._lock_name(_MIGRATING)])
 
-    def migration_running(self) -> bool:
-        return self.lock_is_held(_MIGRATING)
-
-    def lock_holder(self) -> str | None:
-        try:
-            with self._cursor(None) as cursor:
-                cursor.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name()])
-                row = cursor.fetchone()
-                if not row or row[0] is None:
-                    return None
-                cursor.execute(
-                    "SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s",
-                    [row[0]],
-                )
-                info = cursor.fetchone()
-        except (MySQLdb.Error, SafeMigrateError):
+    def _describe_holder(self, admin: Any) -> str | None:
+        admin.execute("SELECT IS_USED_LOCK(%s)", [self._lock_name()])
+        row = admin.fetchone()
+        if not row or row[0] is None:
             return None
+        admin.execute("SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s", [row[0]])
+        info = admin.fetchone()
         if info is None:
             return f"server connection {row[0]}"
         user, host, seconds = info

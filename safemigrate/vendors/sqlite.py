@@ -248,6 +248,11 @@ class Adapter(VendorAdapter):
     def database_name(self) -> str:
         return str(self.path or ":memory:")
 
+    def default_backup_dir(self) -> Path | None:
+        """``backups/`` beside the database file."""
+        name = str(self.connection.settings_dict.get("NAME") or "")
+        return Path(name).resolve().parent / "backups" if name and not name.startswith(":memory:") else None
+
     def _live(self) -> sqlite3.Connection:
         """Django's own sqlite3 connection (so the test database and settings apply)."""
         self.connection.ensure_connection()

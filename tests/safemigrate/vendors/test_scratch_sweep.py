@@ -6,12 +6,12 @@ import subprocess
 import sys
 import time
 
-from safemigrate.vendors.external import _base36, _host_tag
+from safemigrate.vendors.server import _base36, _host_tag
 from tests.safemigrate.vendors.servers import HOST, LiveDB, adapter_for
 
 HOLDER = """
 import sys, time
-from safemigrate.vendors.external import scratch_name
+from safemigrate.vendors.server import scratch_name
 engine, live, port, user = sys.argv[1:5]
 if engine == "postgresql":
     import psycopg
