@@ -11,6 +11,7 @@ from django.db import connections
 from safemigrate import interrupts
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.manifest import Manifest
+from safemigrate.units import human_size
 
 
 def command_error(exc: SafeMigrateError) -> CommandError:
@@ -50,14 +51,6 @@ class SafeMigrateCommand(BaseCommand):
 
     def write_json(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, indent=2, default=str))
-
-
-def human_size(size: int | float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"
 
 
 def describe_backup(manifest: Manifest, backup_id: int | None = None) -> list[str]:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from safemigrate import catalogue
-from safemigrate.management.base import SafeMigrateCommand, human_size
+from safemigrate.management.base import SafeMigrateCommand
+from safemigrate.units import human_size
 
 
 class Command(SafeMigrateCommand):

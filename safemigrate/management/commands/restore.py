@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 
 from safemigrate import catalogue
 from safemigrate.jsondump import load_json_dump
-from safemigrate.management.base import SafeMigrateCommand, human_size
+from safemigrate.management.base import SafeMigrateCommand
 from safemigrate.manifest import Manifest
 from safemigrate.restore import (
     RestorePreview,
@@ -18,6 +18,7 @@ from safemigrate.restore import (
     restore_backup,
     restore_preview,
 )
+from safemigrate.units import human_size
 
 MAX_TABLES = 20
 """Tables listed in the preview; the rest are counted."""
