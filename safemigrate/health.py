@@ -19,13 +19,11 @@ from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
 from safemigrate import catalogue
+from safemigrate.apps import is_project_app
 from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.manifest import Manifest
 
 logger = logging.getLogger("safemigrate")
-
-# Apps whose rows are bookkeeping, not user data: a database holding only these is "empty".
-_BOOKKEEPING_APPS = ("safemigrate", "django_q")
 
 
 @dataclass(frozen=True)
@@ -97,10 +95,8 @@ def database_has_data(*, alias: str = "default") -> bool:
         return False
     for model in apps.get_models():
         meta = model._meta
-        module = meta.app_config.name if meta.app_config else ""
         if (
-            module.startswith("django.")
-            or meta.app_label in _BOOKKEEPING_APPS
+            not is_project_app(meta.app_label)
             or not meta.managed
             or meta.proxy
             or meta.db_table not in tables
@@ -160,8 +156,6 @@ def backup_health(
     SAFEMIGRATE_MAX_BACKUP_AGE_HOURS=0 turns the age warning off. ``backups`` (newest first)
     saves reading every manifest in the folder, e.g. the catalogue's rows on an admin page.
     """
-    from safemigrate.models import MigrationRun
-
     max_age = get_settings().max_backup_age_hours
     now = now or datetime.now(UTC)
     if backups is None:
@@ -170,75 +164,14 @@ def backup_health(
     age = (now - newest.created_at).total_seconds() / 3600 if newest else None
     has_data = newest is not None or database_has_data(alias=alias)
     last_run = last_migration_run(alias=alias)
-    problems: list[Problem] = []
-    if max_age > 0 and newest is not None and age is not None and age > max_age:
-        problems.append(
-            Problem(
-                id="safemigrate.W001",
-                message=(
-                    f"the newest verified backup of database {alias!r} is {_hours(age)} old "
-                    f"({newest.name}); SAFEMIGRATE_MAX_BACKUP_AGE_HOURS is {max_age:g}"
-                ),
-                hint=(
-                    'Make one with `manage.py backup` or the admin\'s "Back up now", or '
-                    "schedule backups with SAFEMIGRATE_SCHEDULE."
-                ),
-            )
+    problems = [
+        p
+        for p in (
+            _age_problem(alias, newest, age, max_age=max_age, has_data=has_data),
+            _run_problem(alias, last_run),
         )
-    elif max_age > 0 and newest is None and has_data:
-        problems.append(
-            Problem(
-                id="safemigrate.W001",
-                message=(
-                    f"database {alias!r} holds data but has no verified backup in {backup_dir_for(alias)}"
-                ),
-                hint=(
-                    'Make one with `manage.py backup` or the admin\'s "Back up now", or '
-                    "schedule backups with SAFEMIGRATE_SCHEDULE."
-                ),
-            )
-        )
-    if last_run is not None and last_run.status == MigrationRun.Status.ROLLED_BACK:
-        problems.append(
-            Problem(
-                id="safemigrate.W002",
-                message=(
-                    f"the last migration run on database {alias!r} "
-                    f"({last_run.started:%Y-%m-%d %H:%M} UTC) was rolled back: {last_run.error}"
-                ),
-                hint=(
-                    "It was rolled back by the database transaction (nothing was written); fix "
-                    "the migration and run migrate again."
-                    if last_run.rollback == "transaction"
-                    else f"The database was restored from {last_run.backup_name or 'its backup'}; "
-                    "the failed database was kept and the rows that differ dumped (both named "
-                    "above): fix the migration, run migrate again, review the dump and load it "
-                    "with manage.py loaddata, then drop the kept database."
-                    if "changed rows in" in last_run.error
-                    else f"The database was restored from {last_run.backup_name or 'its backup'}; "
-                    "the failed database was kept (named above): copy any rows written meanwhile "
-                    "from it, drop it, fix the migration and run migrate again."
-                    if "kept as" in last_run.error
-                    else f"The database was restored from {last_run.backup_name or 'its backup'} and "
-                    "is as it was before; fix the migration and run migrate again."
-                ),
-            )
-        )
-    elif last_run is not None and last_run.status == MigrationRun.Status.FAILED:
-        problems.append(
-            Problem(
-                id="safemigrate.W002",
-                message=(
-                    f"the last migration run on database {alias!r} "
-                    f"({last_run.started:%Y-%m-%d %H:%M} UTC) failed and its automatic restore "
-                    f"failed too: {last_run.error}"
-                ),
-                hint=(
-                    f"Restore by hand: manage.py restore {last_run.backup_name or '--latest'} "
-                    "--no-safety-backup (see the recovery guide)."
-                ),
-            )
-        )
+        if p is not None
+    ]
     total_size = sum(m.size for m in backups)
     free = free_space(backup_dir_for(alias))
     problems += _monitors(alias, backups, total_size=total_size, free=free)
@@ -255,6 +188,87 @@ def backup_health(
         last_run=last_run,
         problems=problems,
     )
+
+
+_BACK_UP_HINT = (
+    'Make one with `manage.py backup` or the admin\'s "Back up now", or '
+    "schedule backups with SAFEMIGRATE_SCHEDULE."
+)
+
+
+def _age_problem(
+    alias: str, newest: Manifest | None, age: float | None, *, max_age: float, has_data: bool
+) -> Problem | None:
+    """W001: the newest verified backup is older than the max age, or data has no verified backup."""
+    if max_age > 0 and newest is not None and age is not None and age > max_age:
+        return Problem(
+            id="safemigrate.W001",
+            message=(
+                f"the newest verified backup of database {alias!r} is {_hours(age)} old "
+                f"({newest.name}); SAFEMIGRATE_MAX_BACKUP_AGE_HOURS is {max_age:g}"
+            ),
+            hint=_BACK_UP_HINT,
+        )
+    if max_age > 0 and newest is None and has_data:
+        return Problem(
+            id="safemigrate.W001",
+            message=f"database {alias!r} holds data but has no verified backup in {backup_dir_for(alias)}",
+            hint=_BACK_UP_HINT,
+        )
+    return None
+
+
+def _run_problem(alias: str, last_run: LastRun | None) -> Problem | None:
+    """W002: the last migration run was rolled back, or failed and its restore failed too."""
+    from safemigrate.models import MigrationRun
+
+    if last_run is not None and last_run.status == MigrationRun.Status.ROLLED_BACK:
+        return Problem(
+            id="safemigrate.W002",
+            message=(
+                f"the last migration run on database {alias!r} "
+                f"({last_run.started:%Y-%m-%d %H:%M} UTC) was rolled back: {last_run.error}"
+            ),
+            hint=_rollback_hint(last_run),
+        )
+    if last_run is not None and last_run.status == MigrationRun.Status.FAILED:
+        return Problem(
+            id="safemigrate.W002",
+            message=(
+                f"the last migration run on database {alias!r} "
+                f"({last_run.started:%Y-%m-%d %H:%M} UTC) failed and its automatic restore "
+                f"failed too: {last_run.error}"
+            ),
+            hint=(
+                f"Restore by hand: manage.py restore {last_run.backup_name or '--latest'} "
+                "--no-safety-backup (see the recovery guide)."
+            ),
+        )
+    return None
+
+
+def _rollback_hint(last_run: LastRun) -> str:
+    """What to do after a rollback: it depends on how it was undone and what was kept."""
+    if last_run.rollback == "transaction":
+        return (
+            "It was rolled back by the database transaction (nothing was written); fix "
+            "the migration and run migrate again."
+        )
+    restored = f"The database was restored from {last_run.backup_name or 'its backup'}"
+    if "changed rows in" in last_run.error:
+        return (
+            f"{restored}; "
+            "the failed database was kept and the rows that differ dumped (both named "
+            "above): fix the migration, run migrate again, review the dump and load it "
+            "with manage.py loaddata, then drop the kept database."
+        )
+    if "kept as" in last_run.error:
+        return (
+            f"{restored}; "
+            "the failed database was kept (named above): copy any rows written meanwhile "
+            "from it, drop it, fix the migration and run migrate again."
+        )
+    return f"{restored} and is as it was before; fix the migration and run migrate again."
 
 
 def free_space(directory: Path) -> int | None:

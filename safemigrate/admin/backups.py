@@ -47,7 +47,7 @@ from safemigrate.admin.presentation import (
 )
 from safemigrate.apps import is_project_app
 from safemigrate.conf import backup_dir_for, get_settings
-from safemigrate.exceptions import BackupNotFound, SafeMigrateError
+from safemigrate.exceptions import SafeMigrateError
 from safemigrate.models import Backup, MigrationRun
 from safemigrate.units import human_duration, human_size
 
@@ -506,22 +506,14 @@ class BackupAdmin(PermissionPageMixin, BackupModelAdmin):
     def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: what the restore will change. POST (CSRF) from that page: restore."""
         from safemigrate.restore import restore_preview
+        from safemigrate.selection import restorable
 
         backup = self._get_backup(request, object_id)
         if not _may_restore(request.user):
             raise MissingPermission("safemigrate.restore_backup", superuser=True)
         change_url = self._url("change", backup.pk)
         try:
-            manifest = _manifest(backup)
-            if not manifest.file_path.is_file():
-                raise BackupNotFound(
-                    f"backup file {manifest.file_path} is missing; it cannot be restored. "
-                    "Restore another backup"
-                )
-            if backup.database not in connections:
-                raise BackupNotFound(
-                    f"backup {backup.name} is of database {backup.database!r}, which is not in DATABASES"
-                )
+            manifest = restorable(_manifest(backup), name=backup.name, database=backup.database)
         except SafeMigrateError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(change_url)
@@ -551,7 +543,7 @@ class BackupAdmin(PermissionPageMixin, BackupModelAdmin):
                 "migration_rows": _migration_rows(manifest.migrations, preview.current_migrations),
                 "row_counts": data_rows,
                 "rebuilt_tables": sorted(t for t, _then, _now in preview.row_counts if t in rebuilt),
-                "changed_tables": sum(1 for _t, then, now in data_rows if then != now),
+                "changed_tables": sum(1 for t, _then, _now in preview.changed_tables if t not in rebuilt),
                 "login_warning": _login_warning(request.user, manifest),
             }
         )
