@@ -222,23 +222,19 @@ def _run_problem(alias: str, last_run: LastRun | None) -> Problem | None:
     """W002: the last migration run was rolled back, or failed and its restore failed too."""
     from safemigrate.models import MigrationRun
 
-    if last_run is not None and last_run.status == MigrationRun.Status.ROLLED_BACK:
+    if last_run is None:
+        return None
+    run = f"the last migration run on database {alias!r} ({last_run.started:%Y-%m-%d %H:%M} UTC)"
+    if last_run.status == MigrationRun.Status.ROLLED_BACK:
         return Problem(
             id="safemigrate.W002",
-            message=(
-                f"the last migration run on database {alias!r} "
-                f"({last_run.started:%Y-%m-%d %H:%M} UTC) was rolled back: {last_run.error}"
-            ),
+            message=f"{run} was rolled back: {last_run.error}",
             hint=_rollback_hint(last_run),
         )
-    if last_run is not None and last_run.status == MigrationRun.Status.FAILED:
+    if last_run.status == MigrationRun.Status.FAILED:
         return Problem(
             id="safemigrate.W002",
-            message=(
-                f"the last migration run on database {alias!r} "
-                f"({last_run.started:%Y-%m-%d %H:%M} UTC) failed and its automatic restore "
-                f"failed too: {last_run.error}"
-            ),
+            message=f"{run} failed and its automatic restore failed too: {last_run.error}",
             hint=(
                 f"Restore by hand: manage.py restore {last_run.backup_name or '--latest'} "
                 "--no-safety-backup (see the recovery guide)."

@@ -42,8 +42,10 @@ from django.utils.translation import gettext_lazy as _
 from safemigrate.admin.presentation import (
     MissingPermission,
     PermissionPageMixin,
+    ReadOnlyLogMixin,
     backup_chart,
     inline_code,
+    local_time,
 )
 from safemigrate.apps import is_project_app
 from safemigrate.conf import backup_dir_for, get_settings
@@ -150,7 +152,9 @@ else:
 
 
 @admin.register(Backup)
-class BackupAdmin(PermissionPageMixin, BackupModelAdmin):
+class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
+    """Read-only: the catalogue mirrors the manifests; the buttons below change things."""
+
     # The state first (MISSING, FAILED, pinned at a glance), the long texts last and wrapped: the
     # list fits a 1366px laptop with the admin's sidebar and filters open.
     list_display = [
@@ -221,24 +225,10 @@ class BackupAdmin(PermissionPageMixin, BackupModelAdmin):
         "json_dump",
     ]
 
-    def get_list_display(self, request: HttpRequest) -> list[Any]:
-        columns = list(super().get_list_display(request))
-        if len(connections.databases) == 1:
-            columns.remove("database")  # one database: the column says nothing
-        return columns
-
-    # --- read-only catalogue (it mirrors the manifests; the buttons below change things) -----
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Backup | None = None) -> bool:
-        return False
-
     # --- columns -----------------------------------------------------------------------------
     @admin.display(description=_("created"), ordering="created")
     def created_display(self, obj: Backup) -> str:
-        local = timezone.localtime(obj.created) if timezone.is_aware(obj.created) else obj.created
-        return format_html('<span title="{}">{}</span>', local.isoformat(), f"{local:%Y-%m-%d %H:%M}")
+        return local_time(obj.created, "%Y-%m-%d %H:%M")
 
     @admin.display(description=_("size"), ordering="size")
     def size_display(self, obj: Backup) -> str:

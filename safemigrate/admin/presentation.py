@@ -9,9 +9,11 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils.html import escape
+from django.utils import timezone
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
@@ -54,6 +56,29 @@ def permission_denied_page(
     }
     request.current_app = admin_site.name
     return TemplateResponse(request, "admin/safemigrate/permission_denied.html", context, status=403)
+
+
+def local_time(value: datetime, pattern: str) -> str:
+    """``value`` in the current time zone as ``pattern``, the full ISO time in the tooltip."""
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html('<span title="{}">{}</span>', local.isoformat(), format(local, pattern))
+
+
+class ReadOnlyLogMixin:
+    """A list nobody adds to or edits (it mirrors files); the database column only when there are
+    several databases."""
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        columns = list(super().get_list_display(request))  # type: ignore[misc]
+        if len(connections.databases) == 1:
+            columns.remove("database")  # one database: the column says nothing
+        return columns
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class PermissionPageMixin:

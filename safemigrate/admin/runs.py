@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.contrib import admin
-from django.db import connections
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from safemigrate.admin.presentation import PermissionPageMixin
+from safemigrate.admin.presentation import PermissionPageMixin, ReadOnlyLogMixin, local_time
 from safemigrate.models import MigrationRun
 from safemigrate.units import human_duration
 
@@ -26,7 +24,7 @@ else:
 
 
 @admin.register(MigrationRun)
-class MigrationRunAdmin(PermissionPageMixin, MigrationRunModelAdmin):
+class MigrationRunAdmin(ReadOnlyLogMixin, PermissionPageMixin, MigrationRunModelAdmin):
     list_display = [
         "started_display",
         "database",
@@ -54,25 +52,12 @@ class MigrationRunAdmin(PermissionPageMixin, MigrationRunModelAdmin):
     )
     readonly_fields = fields
 
-    def get_list_display(self, request: HttpRequest) -> list[Any]:
-        columns = list(super().get_list_display(request))
-        if len(connections.databases) == 1:
-            columns.remove("database")  # one database: the column says nothing
-        return columns
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: MigrationRun | None = None) -> bool:
-        return False
-
     def has_delete_permission(self, request: HttpRequest, obj: MigrationRun | None = None) -> bool:
         return False
 
     @admin.display(description=_("started"), ordering="started")
     def started_display(self, obj: MigrationRun) -> str:
-        local = timezone.localtime(obj.started) if timezone.is_aware(obj.started) else obj.started
-        return format_html('<span title="{}">{}</span>', local.isoformat(), f"{local:%Y-%m-%d %H:%M:%S}")
+        return local_time(obj.started, "%Y-%m-%d %H:%M:%S")
 
     @admin.display(description=_("status"), ordering="status")
     def status_display(self, obj: MigrationRun) -> str:
