@@ -281,38 +281,54 @@ def free_space(directory: Path) -> int | None:
 def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int | None) -> list[Problem]:
     """W010 total size over the cap, W011 free space under the floor, W012 failed verification,
     W013 notifications failing, W018 off-site copies failing."""
-    from safemigrate.notify import failing_channels
-    from safemigrate.offsite import offsite_copy_of, offsite_failures
+    found = [_size_problem(alias, total_size), _space_problem(alias, free)]
+    found += _verification_problems(alias, backups)
+    found += _notification_problems(alias)
+    found.append(_offsite_problem(alias, backups))
+    return [p for p in found if p is not None]
+
+
+_MIB = 1024 * 1024
+
+
+def _size_problem(alias: str, total_size: int) -> Problem | None:
+    """W010: the backups take more than SAFEMIGRATE_MAX_TOTAL_SIZE_MB."""
+    cap = get_settings().max_total_size_mb
+    if cap <= 0 or total_size <= cap * _MIB:
+        return None
+    return Problem(
+        id="safemigrate.W010",
+        message=(
+            f"the backups of database {alias!r} take {total_size / _MIB:,.0f} MiB; "
+            f"SAFEMIGRATE_MAX_TOTAL_SIZE_MB is {cap:g}"
+        ),
+        hint="Keep fewer (SAFEMIGRATE_KEEP, then manage.py cleanupbackups) or raise the cap.",
+    )
+
+
+def _space_problem(alias: str, free: int | None) -> Problem | None:
+    """W011: less free space than SAFEMIGRATE_MIN_FREE_SPACE_MB beside the backups."""
+    floor = get_settings().min_free_space_mb
+    if floor <= 0 or free is None or free >= floor * _MIB:
+        return None
+    return Problem(
+        id="safemigrate.W011",
+        message=(
+            f"only {free / _MIB:,.0f} MiB free for the backups of database {alias!r} in "
+            f"{backup_dir_for(alias)}; SAFEMIGRATE_MIN_FREE_SPACE_MB is {floor:g}"
+        ),
+        hint="Free space (manage.py cleanupbackups) or move SAFEMIGRATE_BACKUP_DIR to a larger disk: "
+        "a migration needs room for its backup.",
+    )
+
+
+def _verification_problems(alias: str, backups: list[Manifest]) -> list[Problem | None]:
+    """W012: a backup still there failed its last verification."""
     from safemigrate.status import read_status
 
-    conf = get_settings()
-    problems: list[Problem] = []
-    mib = 1024 * 1024
-    if conf.max_total_size_mb > 0 and total_size > conf.max_total_size_mb * mib:
-        problems.append(
-            Problem(
-                id="safemigrate.W010",
-                message=(
-                    f"the backups of database {alias!r} take {total_size / mib:,.0f} MiB; "
-                    f"SAFEMIGRATE_MAX_TOTAL_SIZE_MB is {conf.max_total_size_mb:g}"
-                ),
-                hint="Keep fewer (SAFEMIGRATE_KEEP, then manage.py cleanupbackups) or raise the cap.",
-            )
-        )
-    if conf.min_free_space_mb > 0 and free is not None and free < conf.min_free_space_mb * mib:
-        problems.append(
-            Problem(
-                id="safemigrate.W011",
-                message=(
-                    f"only {free / mib:,.0f} MiB free for the backups of database {alias!r} in "
-                    f"{backup_dir_for(alias)}; SAFEMIGRATE_MIN_FREE_SPACE_MB is {conf.min_free_space_mb:g}"
-                ),
-                hint="Free space (manage.py cleanupbackups) or move SAFEMIGRATE_BACKUP_DIR to a larger disk: "
-                "a migration needs room for its backup.",
-            )
-        )
     by_name = {m.name: m for m in backups}
     failed = read_status(alias).get("verification_failed") or {}
+    problems: list[Problem | None] = []
     for name, failure in sorted(failed.items()):
         manifest = by_name.get(name)
         if manifest is None or (manifest.verified_at or "") > str(failure.get("at", "")):
@@ -324,7 +340,14 @@ def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int
                 hint="Do not restore it; take a new backup (manage.py backup) and delete this one.",
             )
         )
-    problems.extend(
+    return problems
+
+
+def _notification_problems(alias: str) -> list[Problem | None]:
+    """W013: a notification channel is failing."""
+    from safemigrate.notify import failing_channels
+
+    return [
         Problem(
             id="safemigrate.W013",
             message=(
@@ -334,7 +357,14 @@ def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int
             hint="Check SAFEMIGRATE_NOTIFY_* and the receiver, then run manage.py notifytest.",
         )
         for failure in failing_channels(alias)
-    )
+    ]
+
+
+def _offsite_problem(alias: str, backups: list[Manifest]) -> Problem | None:
+    """W018: backups still there could not be copied off-site (the newest failure named)."""
+    from safemigrate.offsite import offsite_copy_of, offsite_failures
+
+    by_name = {m.name: m for m in backups}
     not_copied = sorted(
         (
             (str(f.get("at", "")), name, str(f.get("error", "")))
@@ -343,20 +373,18 @@ def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int
         ),
         reverse=True,
     )
-    if not_copied:
-        at, name, error = not_copied[0]
-        problems.append(
-            Problem(
-                id="safemigrate.W018",
-                message=(
-                    f"{len(not_copied)} backup(s) of database {alias!r} could not be copied off-site; "
-                    f"the last, {name} ({at}): {error}"
-                ),
-                hint="Check SAFEMIGRATE_STORAGE and the storage, then copy again: manage.py backup --offsite "
-                "(a new backup), or wait for the next one.",
-            )
-        )
-    return problems
+    if not not_copied:
+        return None
+    at, name, error = not_copied[0]
+    return Problem(
+        id="safemigrate.W018",
+        message=(
+            f"{len(not_copied)} backup(s) of database {alias!r} could not be copied off-site; "
+            f"the last, {name} ({at}): {error}"
+        ),
+        hint="Check SAFEMIGRATE_STORAGE and the storage, then copy again: manage.py backup --offsite "
+        "(a new backup), or wait for the next one.",
+    )
 
 
 def health_report(*, aliases: list[str] | None = None) -> dict[str, Any]:
