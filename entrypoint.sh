@@ -59,6 +59,7 @@ status=0
 run "$python" "$app_dir/manage.py" waitfordb --timeout "$db_wait_timeout" || status=$?
 if [ "$status" -ne 0 ]; then
     say "the database is not reachable (see above); not starting: $*"
+    say "check DATABASE_URL and that the database server is running, or raise DB_WAIT_TIMEOUT"
     exit "$status"
 fi
 
@@ -68,6 +69,7 @@ if [ "$skip_migrate" = "1" ]; then
         || status=$?
     if [ "$status" -ne 0 ]; then
         say "the database is not migrated (see above); not starting: $*"
+        say "the container that migrates (web) has not finished or has failed: see its logs"
         exit "$status"
     fi
 else

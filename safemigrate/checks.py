@@ -15,7 +15,6 @@ from django.core import checks
 from django.core.management import find_commands, get_commands
 
 from safemigrate.conf import COMPRESSIONS, INTEGRITY_LEVELS, backup_dir_for, get_settings
-from safemigrate.rotation import rotation_policy
 
 MIN_PASSPHRASE_LENGTH = 16
 """SAFEMIGRATE_ENCRYPTION_KEY shorter than this gets warning W003."""
@@ -75,7 +74,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     try:
-        rotation_policy()
+        if conf.retention not in (None, "", {}):  # rotation's parser, imported only when it has work
+            from safemigrate.rotation import rotation_policy
+
+            rotation_policy()
     except ValueError as exc:
         messages.append(
             checks.Error(

@@ -105,6 +105,13 @@ def remember_verification_failure(*, alias: str, backup: Any, error: str, **kwar
     )
 
 
+def remember_offsite_failure(**kwargs: Any) -> None:
+    """Kept for the admin and W018; ``offsite`` is imported only when a copy has failed."""
+    from safemigrate.offsite import remember_offsite_failure as remember
+
+    remember(**kwargs)
+
+
 def notify(*, signal: Any, **kwargs: Any) -> None:
     """One ``send_notification`` task per channel for an event the level selects."""
     from safemigrate import notify as notifications
@@ -130,8 +137,6 @@ def connect() -> None:
     signals.verification_failed.connect(
         remember_verification_failure, dispatch_uid="safemigrate.followup.verification"
     )
-    from safemigrate.offsite import remember_offsite_failure
-
     signals.offsite_copy_failed.connect(remember_offsite_failure, dispatch_uid="safemigrate.followup.offsite")
     for name, signal in signals.EVENTS.items():
         signal.connect(notify, dispatch_uid=f"safemigrate.followup.notify.{name}")

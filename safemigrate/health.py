@@ -19,13 +19,11 @@ from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
 from safemigrate import catalogue
+from safemigrate.apps import is_project_app
 from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.manifest import Manifest
 
 logger = logging.getLogger("safemigrate")
-
-# Apps whose rows are bookkeeping, not user data: a database holding only these is "empty".
-_BOOKKEEPING_APPS = ("safemigrate", "django_q")
 
 
 @dataclass(frozen=True)
@@ -97,10 +95,8 @@ def database_has_data(*, alias: str = "default") -> bool:
         return False
     for model in apps.get_models():
         meta = model._meta
-        module = meta.app_config.name if meta.app_config else ""
         if (
-            module.startswith("django.")
-            or meta.app_label in _BOOKKEEPING_APPS
+            not is_project_app(meta.app_label)
             or not meta.managed
             or meta.proxy
             or meta.db_table not in tables
@@ -160,8 +156,6 @@ def backup_health(
     SAFEMIGRATE_MAX_BACKUP_AGE_HOURS=0 turns the age warning off. ``backups`` (newest first)
     saves reading every manifest in the folder, e.g. the catalogue's rows on an admin page.
     """
-    from safemigrate.models import MigrationRun
-
     max_age = get_settings().max_backup_age_hours
     now = now or datetime.now(UTC)
     if backups is None:
@@ -170,75 +164,14 @@ def backup_health(
     age = (now - newest.created_at).total_seconds() / 3600 if newest else None
     has_data = newest is not None or database_has_data(alias=alias)
     last_run = last_migration_run(alias=alias)
-    problems: list[Problem] = []
-    if max_age > 0 and newest is not None and age is not None and age > max_age:
-        problems.append(
-            Problem(
-                id="safemigrate.W001",
-                message=(
-                    f"the newest verified backup of database {alias!r} is {_hours(age)} old "
-                    f"({newest.name}); SAFEMIGRATE_MAX_BACKUP_AGE_HOURS is {max_age:g}"
-                ),
-                hint=(
-                    'Make one with `manage.py backup` or the admin\'s "Back up now", or '
-                    "schedule backups with SAFEMIGRATE_SCHEDULE."
-                ),
-            )
+    problems = [
+        p
+        for p in (
+            _age_problem(alias, newest, age, max_age=max_age, has_data=has_data),
+            _run_problem(alias, last_run),
         )
-    elif max_age > 0 and newest is None and has_data:
-        problems.append(
-            Problem(
-                id="safemigrate.W001",
-                message=(
-                    f"database {alias!r} holds data but has no verified backup in {backup_dir_for(alias)}"
-                ),
-                hint=(
-                    'Make one with `manage.py backup` or the admin\'s "Back up now", or '
-                    "schedule backups with SAFEMIGRATE_SCHEDULE."
-                ),
-            )
-        )
-    if last_run is not None and last_run.status == MigrationRun.Status.ROLLED_BACK:
-        problems.append(
-            Problem(
-                id="safemigrate.W002",
-                message=(
-                    f"the last migration run on database {alias!r} "
-                    f"({last_run.started:%Y-%m-%d %H:%M} UTC) was rolled back: {last_run.error}"
-                ),
-                hint=(
-                    "It was rolled back by the database transaction (nothing was written); fix "
-                    "the migration and run migrate again."
-                    if last_run.rollback == "transaction"
-                    else f"The database was restored from {last_run.backup_name or 'its backup'}; "
-                    "the failed database was kept and the rows that differ dumped (both named "
-                    "above): fix the migration, run migrate again, review the dump and load it "
-                    "with manage.py loaddata, then drop the kept database."
-                    if "changed rows in" in last_run.error
-                    else f"The database was restored from {last_run.backup_name or 'its backup'}; "
-                    "the failed database was kept (named above): copy any rows written meanwhile "
-                    "from it, drop it, fix the migration and run migrate again."
-                    if "kept as" in last_run.error
-                    else f"The database was restored from {last_run.backup_name or 'its backup'} and "
-                    "is as it was before; fix the migration and run migrate again."
-                ),
-            )
-        )
-    elif last_run is not None and last_run.status == MigrationRun.Status.FAILED:
-        problems.append(
-            Problem(
-                id="safemigrate.W002",
-                message=(
-                    f"the last migration run on database {alias!r} "
-                    f"({last_run.started:%Y-%m-%d %H:%M} UTC) failed and its automatic restore "
-                    f"failed too: {last_run.error}"
-                ),
-                hint=(
-                    f"Restore by hand: manage.py restore {last_run.backup_name or '--latest'} "
-                    "--no-safety-backup (see the recovery guide)."
-                ),
-            )
-        )
+        if p is not None
+    ]
     total_size = sum(m.size for m in backups)
     free = free_space(backup_dir_for(alias))
     problems += _monitors(alias, backups, total_size=total_size, free=free)
@@ -257,6 +190,83 @@ def backup_health(
     )
 
 
+_BACK_UP_HINT = (
+    'Make one with `manage.py backup` or the admin\'s "Back up now", or '
+    "schedule backups with SAFEMIGRATE_SCHEDULE."
+)
+
+
+def _age_problem(
+    alias: str, newest: Manifest | None, age: float | None, *, max_age: float, has_data: bool
+) -> Problem | None:
+    """W001: the newest verified backup is older than the max age, or data has no verified backup."""
+    if max_age > 0 and newest is not None and age is not None and age > max_age:
+        return Problem(
+            id="safemigrate.W001",
+            message=(
+                f"the newest verified backup of database {alias!r} is {_hours(age)} old "
+                f"({newest.name}); SAFEMIGRATE_MAX_BACKUP_AGE_HOURS is {max_age:g}"
+            ),
+            hint=_BACK_UP_HINT,
+        )
+    if max_age > 0 and newest is None and has_data:
+        return Problem(
+            id="safemigrate.W001",
+            message=f"database {alias!r} holds data but has no verified backup in {backup_dir_for(alias)}",
+            hint=_BACK_UP_HINT,
+        )
+    return None
+
+
+def _run_problem(alias: str, last_run: LastRun | None) -> Problem | None:
+    """W002: the last migration run was rolled back, or failed and its restore failed too."""
+    from safemigrate.models import MigrationRun
+
+    if last_run is None:
+        return None
+    run = f"the last migration run on database {alias!r} ({last_run.started:%Y-%m-%d %H:%M} UTC)"
+    if last_run.status == MigrationRun.Status.ROLLED_BACK:
+        return Problem(
+            id="safemigrate.W002",
+            message=f"{run} was rolled back: {last_run.error}",
+            hint=_rollback_hint(last_run),
+        )
+    if last_run.status == MigrationRun.Status.FAILED:
+        return Problem(
+            id="safemigrate.W002",
+            message=f"{run} failed and its automatic restore failed too: {last_run.error}",
+            hint=(
+                f"Restore by hand: manage.py restore {last_run.backup_name or '--latest'} "
+                "--no-safety-backup (see the recovery guide)."
+            ),
+        )
+    return None
+
+
+def _rollback_hint(last_run: LastRun) -> str:
+    """What to do after a rollback: it depends on how it was undone and what was kept."""
+    if last_run.rollback == "transaction":
+        return (
+            "It was rolled back by the database transaction (nothing was written); fix "
+            "the migration and run migrate again."
+        )
+    restored = f"The database was restored from {last_run.backup_name or 'its backup'}"
+    if "changed rows in" in last_run.error:
+        return (
+            f"{restored}; "
+            "the failed database was kept and the rows that differ dumped (both named "
+            "above): fix the migration, run migrate again, review the dump and load it "
+            "with manage.py loaddata, then drop the kept database."
+        )
+    if "kept as" in last_run.error:
+        return (
+            f"{restored}; "
+            "the failed database was kept (named above): copy any rows written meanwhile "
+            "from it, drop it, fix the migration and run migrate again."
+        )
+    return f"{restored} and is as it was before; fix the migration and run migrate again."
+
+
 def free_space(directory: Path) -> int | None:
     """Free bytes on the disk of ``directory`` (or its nearest existing parent)."""
     for each in (directory, *directory.parents):
@@ -271,38 +281,54 @@ def free_space(directory: Path) -> int | None:
 def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int | None) -> list[Problem]:
     """W010 total size over the cap, W011 free space under the floor, W012 failed verification,
     W013 notifications failing, W018 off-site copies failing."""
-    from safemigrate.notify import failing_channels
-    from safemigrate.offsite import offsite_copy_of, offsite_failures
+    found = [_size_problem(alias, total_size), _space_problem(alias, free)]
+    found += _verification_problems(alias, backups)
+    found += _notification_problems(alias)
+    found.append(_offsite_problem(alias, backups))
+    return [p for p in found if p is not None]
+
+
+_MIB = 1024 * 1024
+
+
+def _size_problem(alias: str, total_size: int) -> Problem | None:
+    """W010: the backups take more than SAFEMIGRATE_MAX_TOTAL_SIZE_MB."""
+    cap = get_settings().max_total_size_mb
+    if cap <= 0 or total_size <= cap * _MIB:
+        return None
+    return Problem(
+        id="safemigrate.W010",
+        message=(
+            f"the backups of database {alias!r} take {total_size / _MIB:,.0f} MiB; "
+            f"SAFEMIGRATE_MAX_TOTAL_SIZE_MB is {cap:g}"
+        ),
+        hint="Keep fewer (SAFEMIGRATE_KEEP, then manage.py cleanupbackups) or raise the cap.",
+    )
+
+
+def _space_problem(alias: str, free: int | None) -> Problem | None:
+    """W011: less free space than SAFEMIGRATE_MIN_FREE_SPACE_MB beside the backups."""
+    floor = get_settings().min_free_space_mb
+    if floor <= 0 or free is None or free >= floor * _MIB:
+        return None
+    return Problem(
+        id="safemigrate.W011",
+        message=(
+            f"only {free / _MIB:,.0f} MiB free for the backups of database {alias!r} in "
+            f"{backup_dir_for(alias)}; SAFEMIGRATE_MIN_FREE_SPACE_MB is {floor:g}"
+        ),
+        hint="Free space (manage.py cleanupbackups) or move SAFEMIGRATE_BACKUP_DIR to a larger disk: "
+        "a migration needs room for its backup.",
+    )
+
+
+def _verification_problems(alias: str, backups: list[Manifest]) -> list[Problem | None]:
+    """W012: a backup still there failed its last verification."""
     from safemigrate.status import read_status
 
-    conf = get_settings()
-    problems: list[Problem] = []
-    mib = 1024 * 1024
-    if conf.max_total_size_mb > 0 and total_size > conf.max_total_size_mb * mib:
-        problems.append(
-            Problem(
-                id="safemigrate.W010",
-                message=(
-                    f"the backups of database {alias!r} take {total_size / mib:,.0f} MiB; "
-                    f"SAFEMIGRATE_MAX_TOTAL_SIZE_MB is {conf.max_total_size_mb:g}"
-                ),
-                hint="Keep fewer (SAFEMIGRATE_KEEP, then manage.py cleanupbackups) or raise the cap.",
-            )
-        )
-    if conf.min_free_space_mb > 0 and free is not None and free < conf.min_free_space_mb * mib:
-        problems.append(
-            Problem(
-                id="safemigrate.W011",
-                message=(
-                    f"only {free / mib:,.0f} MiB free for the backups of database {alias!r} in "
-                    f"{backup_dir_for(alias)}; SAFEMIGRATE_MIN_FREE_SPACE_MB is {conf.min_free_space_mb:g}"
-                ),
-                hint="Free space (manage.py cleanupbackups) or move SAFEMIGRATE_BACKUP_DIR to a larger disk: "
-                "a migration needs room for its backup.",
-            )
-        )
     by_name = {m.name: m for m in backups}
     failed = read_status(alias).get("verification_failed") or {}
+    problems: list[Problem | None] = []
     for name, failure in sorted(failed.items()):
         manifest = by_name.get(name)
         if manifest is None or (manifest.verified_at or "") > str(failure.get("at", "")):
@@ -314,7 +340,14 @@ def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int
                 hint="Do not restore it; take a new backup (manage.py backup) and delete this one.",
             )
         )
-    problems.extend(
+    return problems
+
+
+def _notification_problems(alias: str) -> list[Problem | None]:
+    """W013: a notification channel is failing."""
+    from safemigrate.notify import failing_channels
+
+    return [
         Problem(
             id="safemigrate.W013",
             message=(
@@ -324,7 +357,14 @@ def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int
             hint="Check SAFEMIGRATE_NOTIFY_* and the receiver, then run manage.py notifytest.",
         )
         for failure in failing_channels(alias)
-    )
+    ]
+
+
+def _offsite_problem(alias: str, backups: list[Manifest]) -> Problem | None:
+    """W018: backups still there could not be copied off-site (the newest failure named)."""
+    from safemigrate.offsite import offsite_copy_of, offsite_failures
+
+    by_name = {m.name: m for m in backups}
     not_copied = sorted(
         (
             (str(f.get("at", "")), name, str(f.get("error", "")))
@@ -333,20 +373,18 @@ def _monitors(alias: str, backups: list[Manifest], *, total_size: int, free: int
         ),
         reverse=True,
     )
-    if not_copied:
-        at, name, error = not_copied[0]
-        problems.append(
-            Problem(
-                id="safemigrate.W018",
-                message=(
-                    f"{len(not_copied)} backup(s) of database {alias!r} could not be copied off-site; "
-                    f"the last, {name} ({at}): {error}"
-                ),
-                hint="Check SAFEMIGRATE_STORAGE and the storage, then copy again: manage.py backup --offsite "
-                "(a new backup), or wait for the next one.",
-            )
-        )
-    return problems
+    if not not_copied:
+        return None
+    at, name, error = not_copied[0]
+    return Problem(
+        id="safemigrate.W018",
+        message=(
+            f"{len(not_copied)} backup(s) of database {alias!r} could not be copied off-site; "
+            f"the last, {name} ({at}): {error}"
+        ),
+        hint="Check SAFEMIGRATE_STORAGE and the storage, then copy again: manage.py backup --offsite "
+        "(a new backup), or wait for the next one.",
+    )
 
 
 def health_report(*, aliases: list[str] | None = None) -> dict[str, Any]:

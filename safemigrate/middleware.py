@@ -16,7 +16,6 @@ from django.http import HttpRequest, HttpResponse
 
 from safemigrate.conf import get_settings
 from safemigrate.exceptions import SafeMigrateError
-from safemigrate.lock import migration_in_progress
 
 logger = logging.getLogger("safemigrate")
 
@@ -41,6 +40,9 @@ class MigrationFenceMiddleware:
         return self.get_response(request)
 
     def _fenced(self) -> bool:
+        # Imported here: Django's admin checks import this class at every manage.py start.
+        from safemigrate.lock import migration_in_progress
+
         for alias in connections:
             try:
                 if migration_in_progress(alias=alias):

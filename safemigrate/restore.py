@@ -71,6 +71,11 @@ class RestorePreview:
     """False for a file without a manifest: its migrations and row counts are unknown until it is
     unpacked, so the lists above say nothing about it."""
 
+    @property
+    def changed_tables(self) -> list[tuple[str, int | None, int | None]]:
+        """The ``row_counts`` (table, then, now) that the restore changes."""
+        return [row for row in self.row_counts if row[1] != row[2]]
+
 
 ENGINES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
 
@@ -135,7 +140,7 @@ def manifest_for_file(path: Path, *, alias: str) -> Manifest:
         database_name="",
         compression=compression,
         encryption="aes-256-gcm" if encrypted else None,
-        path=path.with_name(path.name + ".manifest.json"),
+        path=sidecar,
     )
     # The user named this file; with a key, decryption itself proves it (unencrypted is refused).
     return sign(inferred, get_settings().encryption_key if encrypted else None)
@@ -301,7 +306,7 @@ def restore_backup(
                 + (f"the safety backup {safety.manifest.name} holds the state before. " if safety else "")
                 + "Try another backup"
             )
-        _clear_caches()
+        clear_caches()
         if resync_catalogue:
             # The catalogue and the run log were restored too: rebuild them from the folder.
             catalogue.sync_catalogue(alias=alias)
@@ -319,7 +324,9 @@ def restore_backup(
     )
 
 
-def _clear_caches() -> None:
+def clear_caches() -> None:
+    """Forget what Django cached from the database it had before (content types): after a restore,
+    a rolled-back plan or a replaced dump, those rows may no longer exist."""
     from django.contrib.contenttypes.models import ContentType
 
     with contextlib.suppress(Exception):

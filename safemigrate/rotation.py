@@ -22,6 +22,7 @@ from typing import Any
 
 from safemigrate import catalogue
 from safemigrate.conf import backup_dir_for, get_settings
+from safemigrate.constants import DUMP_MANIFEST_SUFFIX
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.leftovers import sweep_leftovers, sweep_scratch_databases
 from safemigrate.lock import migration_lock
@@ -293,7 +294,7 @@ def delete_backup_files(manifest: Manifest) -> None:
     if manifest.json_dump and manifest.json_dump.get("file"):
         dump = manifest.file_path.with_name(manifest.json_dump["file"])
         dump.unlink(missing_ok=True)
-        dump.with_name(dump.name + ".dump-manifest.json").unlink(missing_ok=True)
+        dump.with_name(dump.name + DUMP_MANIFEST_SUFFIX).unlink(missing_ok=True)
     if manifest.path is not None:
         manifest.path.unlink(missing_ok=True)
     catalogue.forget(manifest.name)
@@ -377,7 +378,7 @@ def rotate_backups(
             for name in doomed & dumps.keys():
                 dump = dumps[name]
                 dump.unlink(missing_ok=True)
-                dump.with_name(dump.name + _DUMP_MANIFEST_SUFFIX).unlink(missing_ok=True)
+                dump.with_name(dump.name + DUMP_MANIFEST_SUFFIX).unlink(missing_ok=True)
                 logger.info("rotation deleted %s", dump.name)
     failed_offsite: list[str] = []
     if dry_run:
@@ -396,9 +397,6 @@ def rotate_backups(
     )
 
 
-_DUMP_MANIFEST_SUFFIX = ".dump-manifest.json"
-
-
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -409,12 +407,12 @@ def _size(path: Path) -> int:
 def _standalone_dumps(directory: Path, alias: str) -> list[tuple[datetime, Path]]:
     """JSON dump files of ``alias`` that have a dump manifest, newest first."""
     found: list[tuple[datetime, Path]] = []
-    for sidecar in directory.glob(f"backup-*-{alias}.json*{_DUMP_MANIFEST_SUFFIX}"):
+    for sidecar in directory.glob(f"backup-*-{alias}.json*{DUMP_MANIFEST_SUFFIX}"):
         try:
             created = datetime.fromisoformat(str(json.loads(sidecar.read_text()).get("created", "")))
         except (OSError, ValueError):
             continue
         if created.tzinfo is None:
             created = created.replace(tzinfo=UTC)
-        found.append((created, sidecar.with_name(sidecar.name[: -len(_DUMP_MANIFEST_SUFFIX)])))
+        found.append((created, sidecar.with_name(sidecar.name[: -len(DUMP_MANIFEST_SUFFIX)])))
     return sorted(found, reverse=True)

@@ -9,7 +9,7 @@ transaction: SQLite, PostgreSQL with an all-atomic plan); otherwise the backup i
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import os
 import socket
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from django.core.management.base import CommandError
 from django.db import DatabaseError, connections
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
@@ -36,9 +35,9 @@ from safemigrate.integrity import ensure_healthy
 from safemigrate.lock import migration_lock, migration_running
 from safemigrate.models import MigrationRun
 from safemigrate.plan import MigrationPlan, pending_plan
-from safemigrate.restore import restore_backup
+from safemigrate.restore import clear_caches, restore_backup
 from safemigrate.vendors import get_adapter
-from safemigrate.vendors.base import RESTORE, TRANSACTION, Progress
+from safemigrate.vendors.base import RESTORE, TRANSACTION, Progress, VendorAdapter
 
 logger = logging.getLogger("safemigrate")
 
@@ -126,47 +125,77 @@ def safe_migrate(
     target: str | None = None,
     progress: Progress | None = None,
     before_lock: Callable[[], None] | None = None,
+    clear_errors: tuple[type[Exception], ...] = (),
 ) -> SafeMigrateResult:
     """Run ``run_migrate`` (Django's migrate) inside the safe-migrate sequence.
 
     ``before_lock`` runs once there is something to apply, before the lock and the backup.
+    ``clear_errors`` are ``run_migrate``'s errors that already say what is wrong in one line (the
+    door's own, e.g. ``CommandError``): on a new database they are let out as they are.
 
     Raises IntegrityCheckFailed / BackupError (nothing changed), LockTimeout, or MigrationFailed
     (the failed migration was undone; its message says how, and what was kept).
     """
     started = time.monotonic()
+    unguarded = _nothing_to_guard(
+        alias=alias, run_migrate=run_migrate, app_label=app_label, target=target, started=started
+    )
+    if unguarded is not None:
+        return unguarded
+    if before_lock is not None:
+        before_lock()  # Django's own refusals (conflicts, history, arguments): before lock and backup
+    step = functools.partial(
+        _locked,
+        alias=alias,
+        run_migrate=run_migrate,
+        app_label=app_label,
+        target=target,
+        progress=progress,
+        started=started,
+        clear_errors=clear_errors,
+    )
+    return _under_lock(alias, step)  # follow-up work (rotation, off-site copy): followup.py
+
+
+def _nothing_to_guard(
+    *,
+    alias: str,
+    run_migrate: Callable[[], None],
+    app_label: str | None,
+    target: str | None,
+    started: float,
+) -> SafeMigrateResult | None:
+    """Django's migrate as usual when there is nothing to apply (every container start) or the
+    target is bad (Django says so in its own words); None when the plan needs the guard."""
     try:
         plan = pending_plan(alias=alias, app_label=app_label, target=target)
     except Exception:  # noqa: BLE001 - a bad target: Django's migrate reports it in its own words
         run_migrate()
         return SafeMigrateResult("passthrough", [], None, time.monotonic() - started)
-    if plan.is_empty:  # nothing to apply (every container start): Django as usual
+    if plan.is_empty:
         run_migrate()
         return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
-    if before_lock is not None:
-        before_lock()  # Django's own refusals (conflicts, history, arguments): before lock and backup
+    return None
 
-    # From the lock on, SIGTERM (a container stop) is an interrupt like Ctrl-C: every step ends
-    # through its own clean-up and one line, never through Python's default handler.
+
+def _under_lock(alias: str, step: Callable[[], SafeMigrateResult]) -> SafeMigrateResult:
+    """``step`` holding the migration lock and the fence.
+
+    From the lock on, SIGTERM (a container stop) is an interrupt like Ctrl-C: every step ends
+    through its own clean-up and one line, never through Python's default handler.
+    """
     result: SafeMigrateResult | None = None
     with interrupts.interruptible():
         try:
             with migration_lock(alias=alias), migration_running(alias=alias):  # the fence
-                result = _locked(
-                    alias=alias,
-                    run_migrate=run_migrate,
-                    app_label=app_label,
-                    target=target,
-                    progress=progress,
-                    started=started,
-                )
+                result = step()
         except KeyboardInterrupt as exc:  # escaped between the steps, where nothing was running
             if result is None:
                 raise Interrupted(
                     f"{_interrupted(exc)} before migrating: the database is unchanged; run safemigrate again"
                 ) from exc
             logger.warning("interrupted while releasing the lock; the migration is applied")
-    return result  # follow-up work (rotation, off-site copy) hangs on the signals: followup.py
+    return result
 
 
 def _locked(
@@ -177,26 +206,14 @@ def _locked(
     target: str | None,
     progress: Progress | None,
     started: float,
+    clear_errors: tuple[type[Exception], ...],
 ) -> SafeMigrateResult:
     plan = pending_plan(alias=alias, app_label=app_label, target=target)
     if plan.is_empty:  # another process applied it while we waited for the lock
         run_migrate()
         return SafeMigrateResult("nothing", [], None, time.monotonic() - started)
     if not plan.has_applied_migrations:
-        # A brand-new database has nothing to lose: Django as usual, with no backup, but under
-        # the lock, so containers starting together on a fresh volume build it only once.
-        try:
-            run_migrate()
-        except (SafeMigrateError, CommandError):
-            raise  # already one clear line (e.g. a bad target named by Django)
-        except (Exception, KeyboardInterrupt) as exc:
-            reason = _reason(exc)
-            raise MigrationFailed(
-                f"{_failed_step(alias, plan)} failed on a new, empty database "
-                f"({reason}); no backup was needed and none was taken. Fix the migration, then "
-                "delete the half-built database (or run migrate again if it is a server "
-                "database you can empty) and run safemigrate again"
-            ) from exc
+        _migrate_new_database(alias, plan, run_migrate, clear_errors=clear_errors)
         return SafeMigrateResult("passthrough", plan.labels(), None, time.monotonic() - started)
     labels = plan.labels()
     kind = get_adapter(alias).rollback_kind(plan)
@@ -216,6 +233,30 @@ def _locked(
             run.record("refused", backup=backup, error=_interrupted(exc))
         raise
     return SafeMigrateResult("applied", labels, backup, time.monotonic() - started)
+
+
+def _migrate_new_database(
+    alias: str,
+    plan: MigrationPlan,
+    run_migrate: Callable[[], None],
+    *,
+    clear_errors: tuple[type[Exception], ...],
+) -> None:
+    """A brand-new database has nothing to lose: Django as usual, with no backup, but under the
+    lock, so containers starting together on a fresh volume build it only once."""
+    passing: tuple[type[BaseException], ...] = (SafeMigrateError, *clear_errors)
+    try:
+        run_migrate()
+    except passing:
+        raise  # already one clear line (e.g. a bad target named by Django)
+    except (Exception, KeyboardInterrupt) as exc:
+        reason = _reason(exc)
+        raise MigrationFailed(
+            f"{_failed_step(alias, plan)} failed on a new, empty database "
+            f"({reason}); no backup was needed and none was taken. Fix the migration, then "
+            "delete the half-built database (or run migrate again if it is a server "
+            "database you can empty) and run safemigrate again"
+        ) from exc
 
 
 def _interrupted(exc: BaseException) -> str:
@@ -264,8 +305,29 @@ def _migrate_in_transaction(
     Returns None when committed, or RESTORE when the engine refused a statement inside the
     transaction (rolled back; the caller runs the plan again on the restore path).
     """
-    alias = run.alias
-    adapter = get_adapter(alias)
+    adapter = get_adapter(run.alias)
+    _begin_transaction(run, adapter, backup)
+    failure, checking = _run_plan(run.alias, plan, run_migrate)
+    failed_at = time.monotonic()
+    ended = _commit_or_roll_back(run, plan, backup, adapter, failure=failure, checking=checking)
+    if ended is None:
+        return None
+    failure, failed, back = ended
+    return _after_rollback(
+        run,
+        backup,
+        adapter,
+        failure=failure,
+        failed=failed,
+        back=back,
+        progress=progress,
+        marker=marker,
+        failed_at=failed_at,
+    )
+
+
+def _begin_transaction(run: _Run, adapter: VendorAdapter, backup: BackupResult) -> None:
+    """BEGIN the migration's transaction; a refusal changes nothing and says why."""
     try:
         adapter.begin_migration()
     except KeyboardInterrupt:
@@ -279,16 +341,34 @@ def _migrate_in_transaction(
             f"could not start the migration's transaction on {adapter.database_name()} ({exc}); "
             "nothing was changed. Another process may hold a long write transaction: try again"
         ) from exc
-    failure: BaseException | None = None
+
+
+def _run_plan(
+    alias: str, plan: MigrationPlan, run_migrate: Callable[[], None]
+) -> tuple[BaseException | None, bool]:
+    """The plan and the post-check: (what failed, or None; whether the plan itself had run)."""
     checking = False
     try:
         run_migrate()
         checking = True
         _post_check(alias, plan)
     except BaseException as exc:  # noqa: BLE001 - whatever it is, it is a ROLLBACK
-        failure = exc
+        return exc, checking
+    return None, checking
+
+
+def _commit_or_roll_back(
+    run: _Run,
+    plan: MigrationPlan,
+    backup: BackupResult,
+    adapter: VendorAdapter,
+    *,
+    failure: BaseException | None,
+    checking: bool,
+) -> tuple[BaseException, str, bool] | None:
+    """COMMIT (None), or ROLLBACK: (the failure, the step that failed, whether the applied
+    migrations read back as the backup's). Never cut in half by a signal."""
     failed = ""
-    failed_at = time.monotonic()
     with interrupts.deferred() as held:  # a COMMIT or ROLLBACK is never cut in half
         if failure is None:
             try:
@@ -300,18 +380,35 @@ def _migrate_in_transaction(
                     logger.warning("interrupt received while committing; the migration is committed")
                 _applied(run, backup, rollback=TRANSACTION)
                 return None
-        failed = failed or _failed_step(alias, plan, checking=checking)
+        failed = failed or _failed_step(run.alias, plan, checking=checking)
         try:
             adapter.end_migration(commit=False)
         except BaseException as exc:  # noqa: BLE001 - closing the connection ends it too
             logger.warning("ROLLBACK raised (%s); closing the connection to end the transaction", exc)
-        connections[alias].close()
-        _clear_caches()
+        connections[run.alias].close()
+        clear_caches()
         try:
             back = adapter.applied_migrations() == backup.manifest.migrations
         except Exception as exc:  # noqa: BLE001 - unreadable: the restore path decides
             logger.error("cannot read the migrations back after ROLLBACK: %s", exc)
             back = False
+    return failure, failed, back
+
+
+def _after_rollback(
+    run: _Run,
+    backup: BackupResult,
+    adapter: VendorAdapter,
+    *,
+    failure: BaseException,
+    failed: str,
+    back: bool,
+    progress: Progress | None,
+    marker: Any,
+    failed_at: float,
+) -> str:
+    """RESTORE when the engine refused a statement inside the transaction; otherwise record the
+    rollback and raise MigrationFailed (after a restore, if the ROLLBACK did not undo it all)."""
     reason = _reason(failure)
     if not back:
         # The engine did not undo everything (something committed on its own): restore.
@@ -327,7 +424,7 @@ def _migrate_in_transaction(
         return RESTORE
     logger.error("%s failed (%s); rolled back by the database transaction", failed, reason)
     logger.info(
-        "undid the failed migration on %s in %.3fs (transaction)", alias, time.monotonic() - failed_at
+        "undid the failed migration on %s in %.3fs (transaction)", run.alias, time.monotonic() - failed_at
     )
     with interrupts.deferred():
         interrupts.settle()
@@ -387,14 +484,6 @@ def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return _interrupted(exc)
     return (str(exc) or type(exc).__name__).strip()
-
-
-def _clear_caches() -> None:
-    """Objects cached during a rolled-back plan (content types) name rows that no longer exist."""
-    from django.contrib.contenttypes.models import ContentType
-
-    with contextlib.suppress(Exception):
-        ContentType.objects.clear_cache()
 
 
 def _restore_after_failure(

@@ -6,12 +6,12 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from safemigrate.health import health_report
-
 
 @never_cache
 @require_safe
 def health(request: HttpRequest) -> JsonResponse:
     """safemigrate.health.health_report() for every database (no secrets, no row counts)."""
+    from safemigrate.health import health_report  # not at start-up: the URL checks import this
+
     report = health_report()
     return JsonResponse(report, status=200 if report["healthy"] else 503)

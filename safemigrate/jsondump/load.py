@@ -340,7 +340,9 @@ def load_json_dump(
                     f"({exc}); nothing was changed"
                 ) from exc
         counts = _load(info, alias=alias, model_list=model_list, clear=bool(present), progress=progress)
-    _clear_caches()
+    from safemigrate.restore import clear_caches
+
+    clear_caches()
     duration = time.monotonic() - started
     logger.info("loaded %s into %s: %s rows in %.2fs", path.name, alias, sum(counts.values()), duration)
     return JsonLoadResult(
@@ -557,12 +559,3 @@ def _delete_rows(cursor: Any, model_list: list[type[models.Model]], connection: 
             through: Any = f.remote_field.through
             cursor.execute(f"DELETE FROM {qn(through._meta.db_table)}")  # noqa: S608
         cursor.execute(f"DELETE FROM {qn(model._meta.db_table)}")  # noqa: S608
-
-
-def _clear_caches() -> None:
-    from django.contrib.contenttypes.models import ContentType
-
-    try:
-        ContentType.objects.clear_cache()
-    except Exception:  # noqa: BLE001, S110 - contenttypes may not be installed
-        pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -11,6 +12,7 @@ from django.db import connections
 from safemigrate import interrupts
 from safemigrate.exceptions import SafeMigrateError
 from safemigrate.manifest import Manifest
+from safemigrate.units import human_size
 
 
 def command_error(exc: SafeMigrateError) -> CommandError:
@@ -51,13 +53,36 @@ class SafeMigrateCommand(BaseCommand):
     def write_json(self, data: Any) -> None:
         self.stdout.write(json.dumps(data, indent=2, default=str))
 
+    def sweep_leftovers(self, *, alias: str | None) -> None:
+        """Files of killed runs (plaintext copies among them): gone, and said so (on stderr, so
+        --format json stays one array)."""
+        from safemigrate import catalogue
 
-def human_size(size: int | float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(size) < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"
+        for name in catalogue.sweep_leftover_files(alias=alias):
+            self.stderr.write(f"Removed {name}, left behind by an interrupted run")
+
+    def write_backup_list(self, *, alias: str | None) -> None:
+        """The backups of ``alias`` (or every database) as a table, newest first."""
+        from safemigrate import catalogue
+
+        backups = catalogue.list_backups(alias=alias)
+        if not backups:
+            self.stdout.write("No backups yet. Make one with: python manage.py backup")
+            return
+        ids = catalogue.catalogue_ids()
+        header = f"{'ID':>5}  {'CREATED (UTC)':19}  {'REASON':12}  {'SIZE':>9}  {'VERIFIED':8}  NAME"
+        self.stdout.write(header)
+        for m in backups:
+            backup_id = ids.get(m.name)
+            pin = " pin" if m.pinned else ""
+            if not pin and m.pinned_until and datetime.fromisoformat(m.pinned_until) > datetime.now(UTC):
+                pin = f" pin until {m.pinned_until[:10]}"
+            flags = ("yes" if m.verified else "no") + pin
+            missing = "" if m.file_path.is_file() else "  (FILE MISSING)"
+            self.stdout.write(
+                f"{backup_id if backup_id else '-':>5}  {m.created[:19].replace('T', ' '):19}  "
+                f"{m.reason[:12]:12}  {human_size(m.size):>9}  {flags:8}  {m.name}{missing}"
+            )
 
 
 def describe_backup(manifest: Manifest, backup_id: int | None = None) -> list[str]:

@@ -8,8 +8,9 @@ from django.core.management.base import CommandError
 
 from safemigrate.backup import create_backup
 from safemigrate.jsondump import JsonDumpResult, create_json_dump
-from safemigrate.management.base import SafeMigrateCommand, describe_backup, human_size
+from safemigrate.management.base import SafeMigrateCommand, describe_backup
 from safemigrate.offsite import copy_offsite, get_storage
+from safemigrate.units import human_size
 
 
 class Command(SafeMigrateCommand):

@@ -9,7 +9,8 @@ from django.db import connections
 
 from safemigrate import signals
 from safemigrate.health import backup_health, health_report
-from safemigrate.management.base import SafeMigrateCommand, human_size
+from safemigrate.management.base import SafeMigrateCommand
+from safemigrate.units import human_size
 
 
 class Command(SafeMigrateCommand):

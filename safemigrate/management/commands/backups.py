@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from safemigrate import catalogue
-from safemigrate.management.base import SafeMigrateCommand, human_size
+from safemigrate.management.base import SafeMigrateCommand
+from safemigrate.units import human_size
 
 
 class Command(SafeMigrateCommand):
@@ -39,10 +39,7 @@ class Command(SafeMigrateCommand):
         if offsite:
             self._list_offsite(alias=alias, format=format)
             return
-        # Files of killed runs (plaintext copies among them): gone, and said so (on stderr, so
-        # --format json stays one array).
-        for name in catalogue.sweep_leftover_files(alias=alias):
-            self.stderr.write(f"Removed {name}, left behind by an interrupted run")
+        self.sweep_leftovers(alias=alias)
         if rescan:
             summary = catalogue.sync_catalogue(alias=alias)
             if format == "text":
@@ -51,27 +48,11 @@ class Command(SafeMigrateCommand):
                     f"{summary['removed']} stale row(s) removed, "
                     f"{summary['runs']} migration run(s) added from the journal."
                 )
-        backups = catalogue.list_backups(alias=alias)
-        ids = catalogue.catalogue_ids()
         if format == "json":
-            self.write_json([m.as_json(id=ids.get(m.name)) for m in backups])
+            ids = catalogue.catalogue_ids()
+            self.write_json([m.as_json(id=ids.get(m.name)) for m in catalogue.list_backups(alias=alias)])
             return
-        if not backups:
-            self.stdout.write("No backups yet. Make one with: python manage.py backup")
-            return
-        header = f"{'ID':>5}  {'CREATED (UTC)':19}  {'REASON':12}  {'SIZE':>9}  {'VERIFIED':8}  NAME"
-        self.stdout.write(header)
-        for m in backups:
-            backup_id = ids.get(m.name)
-            pin = " pin" if m.pinned else ""
-            if not pin and m.pinned_until and datetime.fromisoformat(m.pinned_until) > datetime.now(UTC):
-                pin = f" pin until {m.pinned_until[:10]}"
-            flags = ("yes" if m.verified else "no") + pin
-            missing = "" if m.file_path.is_file() else "  (FILE MISSING)"
-            self.stdout.write(
-                f"{backup_id if backup_id else '-':>5}  {m.created[:19].replace('T', ' '):19}  "
-                f"{m.reason[:12]:12}  {human_size(m.size):>9}  {flags:8}  {m.name}{missing}"
-            )
+        self.write_backup_list(alias=alias)
 
     def _list_offsite(self, *, alias: str | None, format: str) -> None:
         from safemigrate.offsite import get_storage, list_offsite

@@ -7,17 +7,11 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from safemigrate import catalogue
-from safemigrate.jsondump import load_json_dump
-from safemigrate.management.base import SafeMigrateCommand, human_size
+from safemigrate.management.base import SafeMigrateCommand
 from safemigrate.manifest import Manifest
-from safemigrate.restore import (
-    RestorePreview,
-    check_engine,
-    manifest_for_file,
-    restore_backup,
-    restore_preview,
-)
+from safemigrate.restore import RestorePreview, RestoreResult, check_engine, restore_backup, restore_preview
+from safemigrate.selection import choose_backup
+from safemigrate.units import human_size
 
 MAX_TABLES = 20
 """Tables listed in the preview; the rest are counted."""
@@ -26,6 +20,30 @@ UNKNOWN = "unknown — no manifest"
 
 def _rows(count: int | None) -> str:
     return "no table" if count is None else f"{count:,} rows"
+
+
+def _conflict(
+    *,
+    backup: str | None,
+    json: str | None,
+    replace: bool,
+    from_storage: str | None,
+    file: str | None,
+    latest: bool,
+) -> str | None:
+    """Why these options do not go together, if they do not (argparse's group covers the rest)."""
+    sources = [
+        ("--json", json),
+        ("--from-storage NAME", from_storage),
+        ("--file", file),
+        ("--latest", latest),
+    ]
+    chosen = [flag for flag, given in sources if given]
+    if replace and not json:
+        return "--replace goes with --json FILE"
+    if backup and chosen:
+        return f"give a backup id/name or {chosen[0]}, not both"
+    return None
 
 
 class Command(SafeMigrateCommand):
@@ -87,75 +105,64 @@ class Command(SafeMigrateCommand):
         force: bool,
         interactive: bool,
         database: str,
+        json: str | None = None,
+        replace: bool = False,
+        from_storage: str | None = None,
         **options: Any,
     ) -> None:
         if list:
-            from django.core.management import call_command
-
-            call_command("backups", database=database, stdout=self.stdout)
+            self.sweep_leftovers(alias=database)
+            self.write_backup_list(alias=database)
             return
-        if options.get("json"):
-            if backup:
-                raise CommandError("give a backup id/name or --json, not both")
+        refusal = _conflict(
+            backup=backup, json=json, replace=replace, from_storage=from_storage, file=file, latest=latest
+        )
+        if refusal:
+            raise CommandError(refusal)
+        if json:
             self._load_json(
-                Path(options["json"]),
+                Path(json),
                 database=database,
-                replace=options.get("replace", False),
+                replace=replace,
                 safety_backup=not no_safety_backup,
                 interactive=interactive,
             )
             return
-        if options.get("replace"):
-            raise CommandError("--replace goes with --json FILE")
-        if options.get("from_storage"):
-            if backup:
-                raise CommandError("give a backup id/name or --from-storage NAME, not both")
-            from safemigrate.offsite import fetch_offsite
-
-            manifest = fetch_offsite(name=options["from_storage"], alias=database)
-            self.stdout.write(f"Fetched {manifest.name} into {manifest.file_path.parent}")
+        if from_storage:
+            manifest = self._fetch(from_storage, database=database)
         else:
-            manifest = self._choose(backup, latest, file, database)
+            manifest = choose_backup(alias=database, ref=backup, latest=latest, file=file)
         check_engine(manifest, alias=database)  # before any advice: no flag makes it fit
         preview = restore_preview(backup=manifest, alias=database)
-        self._describe(preview, database=database)
-        if preview.current_error:
-            self.stdout.write(f"  note: {preview.current_error}")
-        for warning in preview.warnings:
-            self.stderr.write(self.style.WARNING(f"  warning: {warning}"))
-        if not no_safety_backup:
-            self.stdout.write("  A safety backup of the current database is taken first.")
-        if interactive:
-            answer = input("Type 'yes' to restore, anything else to cancel: ")
-            if answer.strip() != "yes":
-                raise CommandError("restore cancelled; nothing was changed")
-        elif preview.warnings and not force:
-            raise CommandError(f"restore refused: {preview.warnings[0]}; check the backup, then add --force")
+        self._describe(preview, database=database, safety_backup=not no_safety_backup)
+        self._confirm(preview, interactive=interactive, force=force)
         result = restore_backup(
             backup=manifest,
             alias=database,
             safety_backup=not no_safety_backup,
             progress=self.stdout.write if options["verbosity"] >= 1 else None,
         )
-        if result.safety_backup:
-            self.stdout.write(f"Safety backup of the previous state: {result.safety_backup.manifest.name}")
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Restored {manifest.name} in {result.duration:.2f}s "
-                f"({sum(result.row_counts.values()):,} rows)."
-            )
-        )
-        if result.unapplied:
-            self.stdout.write(
-                self.style.WARNING(
-                    f"The restored database lacks {len(result.unapplied)} migration(s) of this code "
-                    f"({', '.join(result.unapplied[:3])}{', …' if len(result.unapplied) > 3 else ''}): "
-                    "run `python manage.py migrate` now, before the site serves requests."
-                )
-            )
+        self._report(result)
 
-    def _describe(self, preview: RestorePreview, *, database: str) -> None:
-        """What the restore will change; what a file without a manifest cannot tell, said so."""
+    def _fetch(self, name: str, *, database: str) -> Manifest:
+        from safemigrate.offsite import fetch_offsite
+
+        manifest = fetch_offsite(name=name, alias=database)
+        self.stdout.write(f"Fetched {manifest.name} into {manifest.file_path.parent}")
+        return manifest
+
+    def _describe(self, preview: RestorePreview, *, database: str, safety_backup: bool) -> None:
+        """What the restore will change, and why to doubt it; what a file without a manifest cannot
+        tell, said so."""
+        self._describe_changes(preview, database=database)
+        if preview.current_error:
+            self.stdout.write(f"  note: {preview.current_error}")
+        for warning in preview.warnings:
+            self.stderr.write(self.style.WARNING(f"  warning: {warning}"))
+        if safety_backup:
+            self.stdout.write("  A safety backup of the current database is taken first.")
+
+    def _describe_changes(self, preview: RestorePreview, *, database: str) -> None:
         manifest = preview.manifest
         when = manifest.created[:19].replace("T", " ") + " UTC"
         if not preview.known:
@@ -181,15 +188,44 @@ class Command(SafeMigrateCommand):
                 )
         if preview.to_reapply:
             self.stdout.write(f"  migrations that will be applied again: {', '.join(preview.to_reapply)}")
-        changed = [(t, then, now) for t, then, now in preview.row_counts if then != now]
+        changed = preview.changed_tables
         for table, then, now in changed[:MAX_TABLES]:
             self.stdout.write(f"  {table}: {_rows(now)} now -> {_rows(then)} after restore")
         if len(changed) > MAX_TABLES:
             self.stdout.write(f"  … and {len(changed) - MAX_TABLES} more tables")
 
+    def _confirm(self, preview: RestorePreview, *, interactive: bool, force: bool) -> None:
+        """flush-style "Type 'yes'"; without a prompt, a warning refuses unless --force."""
+        if interactive:
+            answer = input("Type 'yes' to restore, anything else to cancel: ")
+            if answer.strip() != "yes":
+                raise CommandError("restore cancelled; nothing was changed")
+        elif preview.warnings and not force:
+            raise CommandError(f"restore refused: {preview.warnings[0]}; check the backup, then add --force")
+
+    def _report(self, result: RestoreResult) -> None:
+        if result.safety_backup:
+            self.stdout.write(f"Safety backup of the previous state: {result.safety_backup.manifest.name}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Restored {result.manifest.name} in {result.duration:.2f}s "
+                f"({sum(result.row_counts.values()):,} rows)."
+            )
+        )
+        if result.unapplied:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The restored database lacks {len(result.unapplied)} migration(s) of this code "
+                    f"({', '.join(result.unapplied[:3])}{', …' if len(result.unapplied) > 3 else ''}): "
+                    "run `python manage.py migrate` now, before the site serves requests."
+                )
+            )
+
     def _load_json(
         self, path: Path, *, database: str, replace: bool, safety_backup: bool, interactive: bool
     ) -> None:
+        from safemigrate.jsondump import load_json_dump
+
         if replace and interactive:
             self.stdout.write(
                 f"Replace every row in database {database!r} with the data in {path.name}"
@@ -216,18 +252,3 @@ class Command(SafeMigrateCommand):
                 f"({result.rows:,} rows in {len(result.models)} models)."
             )
         )
-
-    def _choose(self, backup: str | None, latest: bool, file: str | None, database: str) -> Manifest:
-        if file:
-            if backup:
-                raise CommandError("give a backup id/name or --file, not both")
-            return manifest_for_file(Path(file), alias=database)
-        if latest:
-            if backup:
-                raise CommandError("give a backup id/name or --latest, not both")
-            return catalogue.latest_backup(alias=database)
-        if not backup:
-            raise CommandError(
-                "which backup? give an id or name (see `manage.py restore --list`), --latest or --file PATH"
-            )
-        return catalogue.find_backup(backup, alias=database)

@@ -116,6 +116,7 @@ class Command(MigrateCommand):
                 target=options["migration_name"],
                 progress=progress,
                 before_lock=lambda: self._refuse_like_django(*args, **options),
+                clear_errors=(CommandError,),
             )
         except SafeMigrateError as exc:
             self._close_line()

@@ -1,7 +1,8 @@
 """``waitfordb``: wait until the database accepts connections (with ``--migrated``: is migrated).
 
-Used by the container entrypoint before ``safemigrate``: a database server started beside the app
-(docker compose) may take a few seconds to accept connections.
+For start-up scripts (a container entrypoint, a deploy hook) before ``safemigrate``: a database
+server started beside the app may take a few seconds to accept connections. The messages name
+the command's own options; a script adds its own advice (its variable names) after them.
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ class Command(SafeMigrateCommand):
                 if time.monotonic() >= deadline:
                     raise CommandError(
                         f"database {name} is not reachable after {timeout:g}s "
-                        f"({attempts} attempts; last error: {first_line(exc)}); check "
-                        "DATABASE_URL and that the database server is running, or raise "
-                        "DB_WAIT_TIMEOUT"
+                        f"({attempts} attempts; last error: {first_line(exc)}); check the "
+                        "database settings and that the database server is running, or raise "
+                        "--timeout"
                     ) from exc
                 if attempts == 1:
                     self.progress(f"Waiting for database {name}: {first_line(exc)}")
@@ -108,12 +109,12 @@ class Command(SafeMigrateCommand):
             if time.monotonic() >= deadline:
                 raise CommandError(
                     f"database {name} still has {len(plan.steps)} unapplied migration(s) after "
-                    f"{timeout:g}s (first: {plan.steps[0].label}); the container that migrates "
-                    "(web) has not finished or has failed: see its logs"
+                    f"{timeout:g}s (first: {plan.steps[0].label}); the process that migrates it "
+                    "has not finished or has failed: see its logs"
                 )
             if not announced:
                 self.progress(
-                    f"Waiting for {len(plan.steps)} migration(s) on {name} to be applied by another container"
+                    f"Waiting for {len(plan.steps)} migration(s) on {name} to be applied by another process"
                 )
                 announced = True
             time.sleep(max(0.0, min(interval, deadline - time.monotonic())))

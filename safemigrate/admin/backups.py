@@ -1,9 +1,9 @@
-"""The admin: the backup catalogue with Back up now / Restore / Verify / Download / Pin, and the
-log of migration runs.
+"""The backup catalogue: Back up now, Restore, Verify, Download, Pin and Delete.
 
-Every button is a thin door into the library (the same functions the commands call). State changes
-only on POST with CSRF, each view checks its permission itself (``admin_view`` checks only staff),
-and an expected failure is a message and a redirect, never a 500.
+Every button is a thin door into the library (the same functions the commands call), imported
+when the button is used, so the admin's registration costs a ``manage.py`` start nothing. State
+changes only on POST with CSRF, each view checks its permission itself (``admin_view`` checks
+only staff), and an expected failure is a message and a redirect, never a 500.
 """
 
 from __future__ import annotations
@@ -11,20 +11,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
-import os
-import re
-import stat
-from datetime import UTC, datetime
 from functools import update_wrapper
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import HASH_SESSION_KEY, get_user_model, logout
 from django.contrib.sessions.backends.base import CreateError
-from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connections, transaction
 from django.db.models import QuerySet
 from django.http import (
@@ -41,54 +35,40 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.crypto import constant_time_compare
-from django.utils.html import escape, format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from safemigrate import catalogue
-from safemigrate.backup import create_backup
+from safemigrate.admin.presentation import (
+    MissingPermission,
+    PermissionPageMixin,
+    ReadOnlyLogMixin,
+    backup_chart,
+    inline_code,
+    local_time,
+)
+from safemigrate.apps import is_project_app
 from safemigrate.conf import backup_dir_for, get_settings
-from safemigrate.exceptions import BackupNotFound, SafeMigrateError
-from safemigrate.health import Problem, backup_health
-from safemigrate.management.base import human_size
-from safemigrate.manifest import Manifest, is_backup_name, read_manifest, update_manifest
+from safemigrate.exceptions import SafeMigrateError
 from safemigrate.models import Backup, MigrationRun
-from safemigrate.offsite import offsite_failures
-from safemigrate.restore import restore_backup, restore_preview, verify_backup
-from safemigrate.rotation import admin_backup_refusal, delete_backup_files
+from safemigrate.units import human_duration, human_size
 
-CHART_BACKUPS = 40
-"""How many of the newest backups the change list's chart shows."""
-
-ERROR_CHARS = 80
-"""Longer errors are cut in the Migration runs list (the full text is in the tooltip and the run's page)."""
-
-
-def human_duration(seconds: float) -> str:
-    """``0.33 s``, ``12.4 s``, ``2 min 5 s``, ``1 h 2 min``: as a person reads a duration."""
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-
-
-def inline_code(text: str) -> SafeString:
-    """``text`` escaped, with its markdown `backticks` shown as <code> (the checks' hints use them)."""
-    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)))  # noqa: S308 - escaped first
+if TYPE_CHECKING:
+    from safemigrate.health import Problem
+    from safemigrate.manifest import Manifest
 
 
 def _manifest(backup: Backup) -> Manifest:
     """The backup's sidecar manifest (the source of truth); BackupNotFound when it is gone."""
+    from safemigrate.manifest import read_manifest
+
     return read_manifest(backup.manifest_path)
 
 
 def _manifest_or_row(backup: Backup) -> Manifest:
     """The manifest, or one describing the catalogue row when the manifest is gone (for delete)."""
+    from safemigrate.manifest import Manifest
+
     try:
         return _manifest(backup)
     except SafeMigrateError:
@@ -115,22 +95,14 @@ _failures_seen: contextvars.ContextVar[dict[str, dict[str, Any]] | None] = conte
 
 def _offsite_failures(alias: str) -> dict[str, Any]:
     """The status file's failed copies, read once per database for a whole list page."""
+    from safemigrate.offsite import offsite_failures
+
     seen = _failures_seen.get()
     if seen is None:
         return offsite_failures(alias)
     if alias not in seen:
         seen[alias] = offsite_failures(alias)
     return seen[alias]
-
-
-def _is_project_app(label: str) -> bool:
-    """Not Django's own, nor the bookkeeping apps (django_q, safemigrate)."""
-    if label in ("django_q", "safemigrate"):
-        return False
-    try:
-        return not apps.get_app_config(label).name.startswith("django.")
-    except LookupError:
-        return True
 
 
 class BackupStateFilter(admin.SimpleListFilter):
@@ -173,94 +145,16 @@ class VerificationFilter(admin.SimpleListFilter):
         return queryset
 
 
-class MissingPermission(PermissionDenied):
-    """PermissionDenied that names the permission, for the admin's own 403 page."""
-
-    def __init__(self, perm: str, *, superuser: bool = False) -> None:
-        super().__init__(perm)
-        self.perm = perm
-        self.superuser = superuser
-
-
-def permission_denied_page(
-    request: HttpRequest, admin_site: admin.AdminSite, *, perm: str, superuser: bool = False
-) -> TemplateResponse:
-    """The admin's own 403 page, saying which permission is missing (not Django's bare 403)."""
-    from django.contrib.auth.models import Permission
-
-    app_label, codename = perm.split(".", 1)
-    found = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
-    context = {
-        **admin_site.each_context(request),
-        "title": _("Permission needed"),
-        "subtitle": None,
-        "perm": perm,
-        "perm_name": found.name if found else perm,
-        "superuser": superuser,
-    }
-    request.current_app = admin_site.name
-    return TemplateResponse(request, "admin/safemigrate/permission_denied.html", context, status=403)
-
-
-class _PermissionPage:
-    """Django's own admin views (list, change, add, delete, history) answer a missing permission
-    with the admin's 403 page too."""
-
-    admin_site: admin.AdminSite
-    opts: Any
-
-    def _denied(self, request: HttpRequest, action: str, exc: PermissionDenied) -> TemplateResponse:
-        if isinstance(exc, MissingPermission):
-            return permission_denied_page(request, self.admin_site, perm=exc.perm, superuser=exc.superuser)
-        perm = f"{self.opts.app_label}.{action}_{self.opts.model_name}"
-        return permission_denied_page(request, self.admin_site, perm=perm)
-
-    def changelist_view(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        try:
-            return super().changelist_view(request, extra_context)  # type: ignore[misc,no-any-return]
-        except PermissionDenied as exc:
-            return self._denied(request, "view", exc)
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc,no-any-return]
-        except PermissionDenied as exc:
-            return self._denied(request, "view" if object_id else "add", exc)
-
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        try:
-            return super().delete_view(request, object_id, extra_context)  # type: ignore[misc,no-any-return]
-        except PermissionDenied as exc:
-            return self._denied(request, "delete", exc)
-
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        try:
-            return super().history_view(request, object_id, extra_context)  # type: ignore[misc,no-any-return]
-        except PermissionDenied as exc:
-            return self._denied(request, "view", exc)
-
-
 if TYPE_CHECKING:
     BackupModelAdmin = admin.ModelAdmin[Backup]
-    MigrationRunModelAdmin = admin.ModelAdmin[MigrationRun]
 else:
-    BackupModelAdmin = MigrationRunModelAdmin = admin.ModelAdmin
+    BackupModelAdmin = admin.ModelAdmin
 
 
 @admin.register(Backup)
-class BackupAdmin(_PermissionPage, BackupModelAdmin):
+class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
+    """Read-only: the catalogue mirrors the manifests; the buttons below change things."""
+
     # The state first (MISSING, FAILED, pinned at a glance), the long texts last and wrapped: the
     # list fits a 1366px laptop with the admin's sidebar and filters open.
     list_display = [
@@ -331,24 +225,10 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
         "json_dump",
     ]
 
-    def get_list_display(self, request: HttpRequest) -> list[Any]:
-        columns = list(super().get_list_display(request))
-        if len(connections.databases) == 1:
-            columns.remove("database")  # one database: the column says nothing
-        return columns
-
-    # --- read-only catalogue (it mirrors the manifests; the buttons below change things) -----
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Backup | None = None) -> bool:
-        return False
-
     # --- columns -----------------------------------------------------------------------------
     @admin.display(description=_("created"), ordering="created")
     def created_display(self, obj: Backup) -> str:
-        local = timezone.localtime(obj.created) if timezone.is_aware(obj.created) else obj.created
-        return format_html('<span title="{}">{}</span>', local.isoformat(), f"{local:%Y-%m-%d %H:%M}")
+        return local_time(obj.created, "%Y-%m-%d %H:%M")
 
     @admin.display(description=_("size"), ordering="size")
     def size_display(self, obj: Backup) -> str:
@@ -374,7 +254,7 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
         heads = {app: names[-1] for app, names in sorted(obj.migrations.items()) if names}
         if not heads:
             return "-"
-        shown = [app for app in heads if _is_project_app(app)][:2] or list(heads)[:2]
+        shown = [app for app in heads if is_project_app(app)][:2] or list(heads)[:2]
         more = len(heads) - len(shown)
         return format_html(
             '<span title="{}">{}{}</span>',
@@ -527,6 +407,9 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        from safemigrate import catalogue
+        from safemigrate.health import backup_health
+
         problems: list[Problem] = []
         for alias in connections:
             try:
@@ -555,6 +438,9 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
 
     def backup_now_view(self, request: HttpRequest) -> HttpResponse:
         """POST: make a verified backup now (permission safemigrate.add_backup)."""
+        from safemigrate.backup import create_backup
+        from safemigrate.rotation import admin_backup_refusal
+
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         self._require(request, "add_backup")
@@ -609,21 +495,15 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
 
     def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """GET: what the restore will change. POST (CSRF) from that page: restore."""
+        from safemigrate.restore import restore_preview
+        from safemigrate.selection import restorable
+
         backup = self._get_backup(request, object_id)
         if not _may_restore(request.user):
             raise MissingPermission("safemigrate.restore_backup", superuser=True)
         change_url = self._url("change", backup.pk)
         try:
-            manifest = _manifest(backup)
-            if not manifest.file_path.is_file():
-                raise BackupNotFound(
-                    f"backup file {manifest.file_path} is missing; it cannot be restored. "
-                    "Restore another backup"
-                )
-            if backup.database not in connections:
-                raise BackupNotFound(
-                    f"backup {backup.name} is of database {backup.database!r}, which is not in DATABASES"
-                )
+            manifest = restorable(_manifest(backup), name=backup.name, database=backup.database)
         except SafeMigrateError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(change_url)
@@ -653,13 +533,15 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
                 "migration_rows": _migration_rows(manifest.migrations, preview.current_migrations),
                 "row_counts": data_rows,
                 "rebuilt_tables": sorted(t for t, _then, _now in preview.row_counts if t in rebuilt),
-                "changed_tables": sum(1 for _t, then, now in data_rows if then != now),
+                "changed_tables": sum(1 for t, _then, _now in preview.changed_tables if t not in rebuilt),
                 "login_warning": _login_warning(request.user, manifest),
             }
         )
         return TemplateResponse(request, "admin/safemigrate/backup/restore_confirmation.html", context)
 
     def _restore(self, request: HttpRequest, backup: Backup, manifest: Manifest) -> HttpResponse:
+        from safemigrate.restore import restore_backup
+
         user_pk = request.user.pk
         try:
             result = restore_backup(backup=manifest, alias=backup.database, safety_backup=True)
@@ -697,6 +579,8 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
 
     def verify_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST: checksum + scratch restore + integrity check (needs safemigrate.change_backup)."""
+        from safemigrate.restore import verify_backup
+
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         backup = self._get_backup(request, object_id)
@@ -746,6 +630,9 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
 
     def pin_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST pinned=1|0: a pinned backup is never deleted by rotation."""
+        from safemigrate import catalogue
+        from safemigrate.manifest import update_manifest
+
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         backup = self._get_backup(request, object_id)
@@ -789,10 +676,14 @@ class BackupAdmin(_PermissionPage, BackupModelAdmin):
             return HttpResponseRedirect(self._url("change", unquote(object_id)))
 
     def delete_model(self, request: HttpRequest, obj: Backup) -> None:
+        from safemigrate.rotation import delete_backup_files
+
         delete_backup_files(_manifest_or_row(obj))
         obj.delete()  # normally gone already (the library forgets it); a no-op then
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Backup]) -> None:
+        from safemigrate.rotation import delete_backup_files
+
         for obj in queryset:
             try:
                 delete_backup_files(_manifest_or_row(obj))
@@ -818,6 +709,8 @@ def _login_warning(user: Any, manifest: Manifest) -> str:
     The backup's own rows are not read for a preview: an account created after the backup, or a
     backup with no users at all, is known from the dates and row counts alone.
     """
+    from safemigrate import catalogue
+
     table = get_user_model()._meta.db_table
     username = user.get_username()
     if manifest.row_counts.get(table, None) == 0:
@@ -851,15 +744,17 @@ def _may_restore(user: Any) -> bool:
 def _open_backup_file(backup: Backup) -> Any:
     """The backup's file, opened for reading: only a regular file with a backup name directly in
     the database's backup folder, never through a symlink (a planted link would serve any file)."""
+    from safemigrate.files import open_regular
+    from safemigrate.manifest import is_backup_name
+
     path = Path(backup.path)
     folder = backup_dir_for(backup.database).resolve() if backup.database in connections else None
     if folder is None or not is_backup_name(path.name) or path.parent.resolve() != folder:
         raise OSError(errno.EPERM, "not a file in the backup folder")
-    fd = os.open(folder / path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(errno.EPERM, "not a regular file")
-    return os.fdopen(fd, "rb")
+    try:
+        return open_regular(folder / path.name)
+    except ValueError:
+        raise OSError(errno.EPERM, "not a regular file") from None
 
 
 def _session_survived(request: HttpRequest, user_pk: Any) -> bool:
@@ -897,170 +792,3 @@ def _migration_rows(then: dict[str, list[str]], now: dict[str, list[str]]) -> li
             }
         )
     return rows
-
-
-def backup_chart(*, limit: int = CHART_BACKUPS) -> dict[str, Any] | None:
-    """Geometry for the change list's inline SVG: bar height = size, colour = outcome."""
-    backups = list(Backup.objects.order_by("-created", "-id")[:limit])[::-1]
-    if not backups:
-        return None
-    outcomes: dict[str, str] = {}
-    runs = MigrationRun.objects.filter(backup_name__in=[b.name for b in backups])
-    for status, name in runs.order_by("-started", "-id").values_list("status", "backup_name"):
-        outcomes.setdefault(name, status)
-    width, height, top, left, gap = 720, 120, 14, 4, 2
-    step = (width - left) / max(len(backups), 12)
-    biggest = max(b.size for b in backups) or 1
-    bars = []
-    Status = MigrationRun.Status
-    bad_runs = (Status.ROLLED_BACK, Status.FAILED)
-    for i, b in enumerate(backups):
-        h = max(2.0, (height - top) * b.size / biggest)
-        state = (
-            "missing"
-            if not b.on_disk
-            else "verified"
-            if b.verified
-            else "failed"
-            if b.verification_failed
-            else "unverified"
-        )
-        run = outcomes.get(b.name)
-        label = f"{b.created:%Y-%m-%d %H:%M} {b.reason}: {human_size(b.size)}, {state}"
-        if b.pinned:
-            label += ", pinned"
-        if run:
-            label += f", migration {run.replace('_', ' ')}"
-        bars.append(
-            {
-                "x": round(left + i * step, 1),
-                "y": round(height - h, 1),
-                "w": round(max(step - gap, 1), 1),
-                "h": round(h, 1),
-                "cx": round(left + i * step + (step - gap) / 2, 1),
-                "cy": round(height - h - 5, 1),
-                "state": state,
-                "pinned": b.pinned,
-                "run": "ok" if run == Status.APPLIED else "bad" if run in bad_runs else "",
-                "label": label,
-            }
-        )
-    return {
-        "width": width,
-        "height": height + 16,
-        "baseline": height,
-        "bars": bars,
-        "biggest": human_size(biggest),
-        "first": f"{backups[0].created:%Y-%m-%d}",
-        "last": f"{backups[-1].created:%Y-%m-%d}",
-        "generated": datetime.now(UTC),
-    }
-
-
-@admin.register(MigrationRun)
-class MigrationRunAdmin(_PermissionPage, MigrationRunModelAdmin):
-    list_display = [
-        "started_display",
-        "database",
-        "status_display",
-        "duration_display",
-        "plan_display",
-        "backup_display",
-        "error_display",
-    ]
-    list_filter = ["status", "database"]
-    search_fields = ["error", "backup_name"]
-    date_hierarchy = "started"
-    fields = (
-        "started",
-        "finished",
-        "duration_display",
-        "database",
-        "status",
-        "rollback",
-        "plan_list",
-        "backup_display",
-        "error",
-        "host",
-        "pid",
-    )
-    readonly_fields = fields
-
-    def get_list_display(self, request: HttpRequest) -> list[Any]:
-        columns = list(super().get_list_display(request))
-        if len(connections.databases) == 1:
-            columns.remove("database")  # one database: the column says nothing
-        return columns
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: MigrationRun | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: MigrationRun | None = None) -> bool:
-        return False
-
-    @admin.display(description=_("started"), ordering="started")
-    def started_display(self, obj: MigrationRun) -> str:
-        local = timezone.localtime(obj.started) if timezone.is_aware(obj.started) else obj.started
-        return format_html('<span title="{}">{}</span>', local.isoformat(), f"{local:%Y-%m-%d %H:%M:%S}")
-
-    @admin.display(description=_("status"), ordering="status")
-    def status_display(self, obj: MigrationRun) -> str:
-        bad = obj.status in (MigrationRun.Status.ROLLED_BACK, MigrationRun.Status.FAILED)
-        css = (
-            "safemigrate-bad"
-            if bad
-            else "safemigrate-ok"
-            if obj.status == MigrationRun.Status.APPLIED
-            else ""
-        )
-        if not obj.rollback or obj.status == MigrationRun.Status.APPLIED:
-            return format_html('<span class="{}">{}</span>', css, obj.get_status_display())
-        return format_html(
-            '<span class="{}">{}</span><br><span class="safemigrate-quiet">{} {}</span>',
-            css,
-            obj.get_status_display(),
-            _("by"),
-            obj.get_rollback_display(),
-        )
-
-    @admin.display(description=_("plan"))
-    def plan_display(self, obj: MigrationRun) -> str:
-        plan = [str(step) for step in obj.plan or []]
-        if not plan:
-            return "-"
-        more = format_html("<br>(+{} {})", len(plan) - 1, _("more")) if len(plan) > 1 else ""
-        return format_html('<span title="{}">{}{}</span>', "\n".join(plan), plan[0], more)
-
-    @admin.display(description=_("plan"))
-    def plan_list(self, obj: MigrationRun) -> str:
-        return format_html_join("", "<div>{}</div>", ((str(step),) for step in obj.plan or [])) or "-"
-
-    @admin.display(description=_("duration"), ordering="duration")
-    def duration_display(self, obj: MigrationRun) -> str:
-        return human_duration(obj.duration)
-
-    @admin.display(description=_("backup used"))
-    def backup_display(self, obj: MigrationRun) -> str:
-        if obj.backup_id is not None:
-            url = reverse("admin:safemigrate_backup_change", args=[obj.backup_id])
-            return format_html('<a href="{}">{}</a>', url, obj.backup_name or obj.backup_id)
-        return obj.backup_name or "-"
-
-    @admin.display(description=_("error"))
-    def error_display(self, obj: MigrationRun) -> str:
-        """Cut to ERROR_CHARS; the whole text is the tooltip and on the run's own page."""
-        if not obj.error:
-            return "-"
-        if len(obj.error) <= ERROR_CHARS:
-            return format_html('<span class="safemigrate-error">{}</span>', obj.error)
-        url = reverse("admin:safemigrate_migrationrun_change", args=[obj.pk])
-        return format_html(
-            '<span class="safemigrate-error" title="{}">{}… <a href="{}">{}</a></span>',
-            obj.error,
-            obj.error[: ERROR_CHARS - 1].rstrip(),
-            url,
-            _("(full text)"),
-        )
