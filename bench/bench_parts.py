@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import zstandard
 
@@ -74,7 +74,7 @@ def main() -> None:
                     return f.write(data)
 
             cctx = zstandard.ZstdCompressor(level=1, threads=2, write_checksum=True)
-            writer = cctx.stream_writer(Sink(), closefd=False)
+            writer = cctx.stream_writer(cast("IO[bytes]", Sink()), closefd=False)
             while chunk := fin.read(CHUNK):
                 writer.write(chunk)
             writer.flush(zstandard.FLUSH_FRAME)
