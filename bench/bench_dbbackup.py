@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_sqlite import MB, SIZES, ensure_database, manage, project_env, run, warm
+from bench_sqlite import MB, ROOT, SIZES, ensure_database, manage, project_env, run, warm
 
 
 def main() -> None:
@@ -33,6 +33,12 @@ def main() -> None:
     parser.add_argument("--size", default="200mb", choices=list(SIZES))
     parser.add_argument("--runs", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench"))  # noqa: S108
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. `git archive HEAD~1 | tar -x -C DIR`): its `backup` runs in "
+        "the same rounds, printed as 'before'",
+    )
     args = parser.parse_args()
     try:
         import dbbackup  # noqa: F401
@@ -47,9 +53,24 @@ def main() -> None:
     )
     load = os.getloadavg()
     commands = {
-        "ours": (manage("backup", "--reason", "bench", "-v0"), ours_dir),
-        "dbbackup": (manage("dbbackup", "--noinput", "-v0"), theirs_dir),
+        "ours": (manage("backup", "--reason", "bench", "-v0"), ours_dir, env, ROOT),
+        "dbbackup": (manage("dbbackup", "--noinput", "-v0"), theirs_dir, env, ROOT),
     }
+    if args.baseline:
+        base, base_dir = args.baseline.resolve(), workdir / "backups-vs-dbbackup-baseline"
+        base_env = project_env(
+            db,
+            base_dir,
+            root=base,
+            DJANGO_SETTINGS_MODULE="settings_dbbackup",
+            BENCH_DBBACKUP_DIR=str(theirs_dir),
+        )
+        commands["before"] = (
+            manage("backup", "--reason", "bench", "-v0", root=base),
+            base_dir,
+            base_env,
+            base,
+        )
     wall: dict[str, list[float]] = {k: [] for k in commands}
     cpu: dict[str, list[float]] = {k: [] for k in commands}
     rss: dict[str, list[float]] = {k: [] for k in commands}
@@ -57,17 +78,17 @@ def main() -> None:
     names = list(commands)
     for i in range(args.runs):
         for name in names if i % 2 == 0 else reversed(names):
-            command, folder = commands[name]
+            command, folder, command_env, cwd = commands[name]
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             warm(db)
-            r = run(command, env=env)
+            r = run(command, env=command_env, cwd=cwd)
             wall[name].append(r.seconds)
             cpu[name].append(r.cpu)
             rss[name].append(r.max_rss_mb)
             size[name] = sum(p.stat().st_size for p in folder.iterdir() if not p.name.endswith(".json"))
             print(f"  round {i + 1} {name}: {r.seconds:.2f}s, {r.max_rss_mb:.0f} MB", flush=True)
-    for _command, folder in commands.values():
+    for _command, folder, _env, _cwd in commands.values():
         shutil.rmtree(folder, ignore_errors=True)
     after = os.getloadavg()
     w = {k: statistics.median(v) for k, v in wall.items()}
@@ -82,6 +103,7 @@ def main() -> None:
     labels = {
         "ours": "`backup` (checked, zstd, sha256, read back)",
         "dbbackup": "`dbbackup` (plain copy)",
+        "before": "`backup` of --baseline",
     }
     for name in names:
         print(
@@ -92,6 +114,15 @@ def main() -> None:
         f"| ours / dbbackup | **{w['ours'] / w['dbbackup']:.2f}×** | {c['ours'] / c['dbbackup']:.2f}× "
         f"| **{m['ours'] / m['dbbackup']:.2f}×** | |"
     )
+    if "before" in w:
+        print(
+            f"| ours / before | **{w['ours'] / w['before']:.2f}×** | {c['ours'] / c['before']:.2f}× "
+            f"| {m['ours'] / m['before']:.2f}× | |"
+        )
+        print(
+            f"| before / dbbackup | {w['before'] / w['dbbackup']:.2f}× | {c['before'] / c['dbbackup']:.2f}× "
+            f"| {m['before'] / m['dbbackup']:.2f}× | |"
+        )
 
 
 if __name__ == "__main__":

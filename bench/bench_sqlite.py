@@ -321,7 +321,27 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         s.add("cp_fsync", r.seconds + f.seconds)
         copy.unlink()
 
-    interleaved(args.runs, [ours_backup, pipe_backup, cp])
+    # --baseline: the same backup from another checkout (e.g. the parent commit), in the same rounds
+    base = args.baseline
+    base_backups = workdir / f"backups-{label}-baseline"
+    base_made: list[str] = []
+
+    def base_backup() -> None:
+        shutil.rmtree(base_backups, ignore_errors=True)
+        base_backups.mkdir(parents=True)
+        base_env = project_env(db, base_backups, root=base, DJANGO_SETTINGS_MODULE=args.settings)
+        prepare(db, wal)
+        r = run(
+            manage("backup", "--format", "json", "--reason", "bench", "-v0", root=base),
+            env=base_env,
+            cwd=base,
+        )
+        s.add("base_backup", r.seconds)
+        s.add("base_backup_cpu", r.cpu)
+        s.add("base_backup_lib", json.loads(r.stdout)["duration"])
+        base_made[:] = [json.loads(r.stdout)["name"]]
+
+    interleaved(args.runs, [ours_backup, pipe_backup, cp, *([base_backup] if base else [])])
 
     # restore (the newest backup, into the same database: its content stays the same) --------
     name = made[0]
@@ -344,7 +364,18 @@ def bench_size(label: str, db: Path, workdir: Path, args: argparse.Namespace) ->
         s.add("restore_pipe_work", json.loads(r.stdout)["seconds"])
         s.add("restore_pipe_rss", r.max_rss_mb)
 
-    interleaved(args.runs, [ours_restore, pipe_restore])
+    def base_restore() -> None:
+        base_env = project_env(db, base_backups, root=base, DJANGO_SETTINGS_MODULE=args.settings)
+        prepare(base_backups / base_made[0], db, wal)
+        command = manage("restore", base_made[0], "--noinput", "--no-safety-backup", "-v1", root=base)
+        r = run(command, env=base_env, cwd=base)
+        match = re.search(r"Restored \S+ in ([\d.]+)s", r.stdout)
+        s.add("base_restore", r.seconds)
+        s.add("base_restore_cpu", r.cpu)
+        s.add("base_restore_lib", float(match.group(1)) if match else float("nan"))
+
+    interleaved(args.runs, [ours_restore, pipe_restore, *([base_restore] if base else [])])
+    shutil.rmtree(base_backups, ignore_errors=True)
 
     # no-op migrate: from the compiled copy (as installed) and from this checkout (sources) ----
     src = args.compiled
@@ -458,6 +489,27 @@ def report(results: dict[str, dict[str, float]], *, cold: bool, runs: int, noop_
             f"({ratio(r['noop_source'], r['noop_plain_source'])}, "
             f"{ratio(r['noop_source'], r['noop_django'])}) |"
         )
+    based = {label: r for label, r in results.items() if "base_backup" in r}
+    if based:
+        lines += [
+            "",
+            "Before (--baseline) and now, in the same rounds: wall / CPU / work, now ÷ before.",
+            "",
+            "| database | backup before | backup now | ratio wall / CPU / work "
+            "| restore before | restore now | ratio wall / CPU / work |",
+            "|---|---|---|---|---|---|---|",
+        ]
+    for label, r in based.items():
+        cells = []
+        for op in ("backup", "restore"):
+            b = [r[f"base_{op}"], r[f"base_{op}_cpu"], r[f"base_{op}_lib"]]
+            n = [r[op], r[f"{op}_cpu"], r[f"{op}_lib"]]
+            cells += [
+                " / ".join(f"{x:.2f}" for x in b) + " s",
+                " / ".join(f"{x:.2f}" for x in n) + " s",
+                " / ".join(ratio(x, y) for x, y in zip(n, b, strict=True)),
+            ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -487,6 +539,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--settings",
         default="fitnessdb.settings",
         help="settings module for our commands (tests.settings for bench_rollback.py's database)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. `git archive HEAD~1 | tar -x -C DIR`): its backup and restore "
+        "run in the same interleaved rounds, printed as 'before'",
     )
     parser.add_argument("--cold", action="store_true", help="drop the page cache before runs")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")

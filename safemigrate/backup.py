@@ -12,7 +12,7 @@ import logging
 import os
 import stat
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,11 +20,11 @@ import django
 
 import safemigrate
 from safemigrate import catalogue
-from safemigrate.codec import BackupWriter, StoredFileVerifier, file_suffix
+from safemigrate.codec import BackupWriter, EncodedStats, StoredFileVerifier, file_suffix
 from safemigrate.conf import backup_dir_for, get_settings
 from safemigrate.constants import MANIFEST_SUFFIX
 from safemigrate.exceptions import BackupError, IntegrityCheckFailed, SafeMigrateError
-from safemigrate.files import fsync_dir, remove_files
+from safemigrate.files import fsync_dir, removals_joined, remove_files
 from safemigrate.integrity import unhealthy
 from safemigrate.leftovers import private_workdir, sweep_leftovers, sweep_scratch_databases
 from safemigrate.lock import migration_lock
@@ -37,7 +37,7 @@ from safemigrate.manifest import (
 )
 from safemigrate.provenance import record_made_here
 from safemigrate.vendors import get_adapter
-from safemigrate.vendors.base import Progress
+from safemigrate.vendors.base import Progress, SnapshotInfo, VendorAdapter
 
 logger = logging.getLogger("safemigrate")
 
@@ -161,95 +161,154 @@ def create_backup(
 def _create_backup(
     *, alias: str, reason: str, progress: Progress | None, precheck: str | None
 ) -> BackupResult:
-    conf = get_settings()
     started = time.monotonic()
     adapter = get_adapter(alias)
-    directory = ensure_backup_dir(alias)
-    sweep_leftovers(directory)  # a killed run's plaintext copies go before a new one is made
-    sweep_scratch_databases(alias)  # and its scratch databases (PostgreSQL, MariaDB)
+    directory = _prepared_folder(alias)
     now = datetime.now(UTC)
-    extension = adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
-    with RunFiles(directory) as run:
-        name, fd = run.reserve(reason=reason, alias=alias, extension=extension, when=now)
-        final = run.target
-        partial = partial_path(directory, name)
-        manifest_file = directory / (name + MANIFEST_SUFFIX)
-        if progress:
-            progress(f"backing up {adapter.database_name()} to {final}")
-        with os.fdopen(fd, "wb") as f:
-            # The raw stream needs no sha256 of its own: the read-back below decodes it in full,
-            # which checks zstd's frame checksum (gzip's CRC, the AES-GCM tags).
-            writer = BackupWriter(
-                f,
-                compression=conf.compress,
-                key=conf.encryption_key,
-                hash_raw=False,
+    # The snapshot's plaintext copy is unlinked on another thread while the file is fsynced,
+    # read back and published; it is gone before this returns.
+    with removals_joined():
+        with RunFiles(directory) as run:
+            name, fd = run.reserve(reason=reason, alias=alias, extension=_extension(adapter), when=now)
+            if progress:
+                progress(f"backing up {adapter.database_name()} to {run.target}")
+            stats, info = _write_verified(
+                fd, adapter, directory, name=name, progress=progress, precheck=precheck
             )
-            # Read the file back from disk while it is written (another core), not after it.
-            verifier = StoredFileVerifier(
-                partial, compression=conf.compress, key=conf.encryption_key, name=name
+            _refuse_damaged(adapter, info)
+            manifest = _manifest(
+                adapter, info, stats, name=name, reason=reason, now=now, started=started, directory=directory
             )
-            try:
-                workdir = private_workdir(directory)
-                if precheck is None:
-                    info = adapter.snapshot(writer, workdir=workdir, progress=progress)
-                else:
-                    info = adapter.precheck_snapshot(
-                        writer, workdir=workdir, level=conf.integrity_check, progress=progress
-                    )
-                    if info.live_errors:
-                        raise unhealthy(
-                            database=adapter.database_name(), errors=info.live_errors, when=precheck
-                        )
-                stats = writer.finish()
-                if progress:
-                    progress("verifying the backup (reading the written file back)")
-                # Verified under the temporary name, before anything looks complete; the
-                # manifest is written last, so a file without one is never taken for a backup.
-                verifier.finish(stats)
-            except BaseException:
-                verifier.abort()
-                raise
-        if info.integrity_errors:
-            raise BackupError(
-                f"backup refused: the snapshot of {adapter.database_name()} failed its integrity "
-                f"check ({info.integrity_errors[0]}); the database may be damaged: restore a "
-                "backup (restore --list)"
-            )
-        manifest = Manifest(
-            name=name,
-            file=name,
-            sha256=stats.sha256,
-            size=stats.size,
-            created=now.isoformat(timespec="microseconds"),
-            reason=clean_reason(reason),
-            vendor=adapter.vendor,
-            database=alias,
-            database_name=adapter.database_name(),
-            compression=conf.compress,
-            encryption="aes-256-gcm" if conf.encryption_key else None,
-            raw_size=stats.raw_size,
-            migrations=info.migrations,
-            row_counts=info.row_counts,
-            app_version=safemigrate.__version__,
-            django_version=django.get_version(),
-            path=manifest_file,
-        )
-        manifest = replace(
-            manifest,
-            verified=True,
-            verified_at=datetime.now(UTC).isoformat(timespec="microseconds"),
-            duration=time.monotonic() - started,
-        )
-        run.created.append(final)
-        partial.replace(final)
-        run.created.append(manifest_file)
-        manifest = write_manifest(manifest, directory)
-        fsync_dir(directory)
-        record_made_here(manifest)  # Verify loads only backups made here or authenticated
-    backup_id = catalogue.record(manifest)
+            manifest = _publish(manifest, run, partial_path(directory, name))
+        backup_id = catalogue.record(manifest)
     duration = time.monotonic() - started
     logger.info(
         "backup %s: %s bytes, sha256 %s, %.2fs", manifest.name, manifest.size, manifest.sha256, duration
     )
     return BackupResult(manifest=manifest, id=backup_id, duration=duration)
+
+
+def _prepared_folder(alias: str) -> Path:
+    """The backup folder, with what a killed run left there removed first."""
+    directory = ensure_backup_dir(alias)
+    sweep_leftovers(directory)  # a killed run's plaintext copies go before a new one is made
+    sweep_scratch_databases(alias)  # and its scratch databases (PostgreSQL, MariaDB)
+    return directory
+
+
+def _extension(adapter: VendorAdapter) -> str:
+    conf = get_settings()
+    return adapter.raw_extension + file_suffix(conf.compress, bool(conf.encryption_key))
+
+
+def _write_verified(
+    fd: int,
+    adapter: VendorAdapter,
+    directory: Path,
+    *,
+    name: str,
+    progress: Progress | None,
+    precheck: str | None,
+) -> tuple[EncodedStats, SnapshotInfo]:
+    """Snapshot into the partial file ``fd``, encoded, fsynced and read back in full.
+
+    Verified under the temporary name, before anything looks complete; the manifest is written
+    last, so a file without one is never taken for a backup.
+    """
+    conf = get_settings()
+    partial = partial_path(directory, name)
+    with os.fdopen(fd, "wb") as f:
+        # The raw stream needs no sha256 of its own: the read-back below decodes it in full,
+        # which checks zstd's frame checksum (gzip's CRC, the AES-GCM tags).
+        writer = BackupWriter(f, compression=conf.compress, key=conf.encryption_key, hash_raw=False)
+        # Read the file back from disk while it is written (another core), not after it.
+        verifier = StoredFileVerifier(partial, compression=conf.compress, key=conf.encryption_key, name=name)
+        try:
+            workdir = private_workdir(directory)
+            info = _snapshot(adapter, writer, workdir=workdir, progress=progress, precheck=precheck)
+            stats = writer.finish()
+            if progress:
+                progress("verifying the backup (reading the written file back)")
+            verifier.finish(stats)
+        except BaseException:
+            verifier.abort()
+            raise
+    return stats, info
+
+
+def _snapshot(
+    adapter: VendorAdapter,
+    writer: BackupWriter,
+    *,
+    workdir: Path,
+    progress: Progress | None,
+    precheck: str | None,
+) -> SnapshotInfo:
+    """The adapter's snapshot into ``writer``; with ``precheck``, the live database's full check
+    folded in, its failure raised as ``ensure_healthy`` words it."""
+    if precheck is None:
+        return adapter.snapshot(writer, workdir=workdir, progress=progress)
+    info = adapter.precheck_snapshot(
+        writer, workdir=workdir, level=get_settings().integrity_check, progress=progress
+    )
+    if info.live_errors:
+        raise unhealthy(database=adapter.database_name(), errors=info.live_errors, when=precheck)
+    return info
+
+
+def _refuse_damaged(adapter: VendorAdapter, info: SnapshotInfo) -> None:
+    if info.integrity_errors:
+        raise BackupError(
+            f"backup refused: the snapshot of {adapter.database_name()} failed its integrity "
+            f"check ({info.integrity_errors[0]}); the database may be damaged: restore a "
+            "backup (restore --list)"
+        )
+
+
+def _manifest(
+    adapter: VendorAdapter,
+    info: SnapshotInfo,
+    stats: EncodedStats,
+    *,
+    name: str,
+    reason: str,
+    now: datetime,
+    started: float,
+    directory: Path,
+) -> Manifest:
+    """The manifest of a backup that was read back and checked: ``verified``."""
+    conf = get_settings()
+    return Manifest(
+        name=name,
+        file=name,
+        sha256=stats.sha256,
+        size=stats.size,
+        created=now.isoformat(timespec="microseconds"),
+        reason=clean_reason(reason),
+        vendor=adapter.vendor,
+        database=adapter.alias,
+        database_name=adapter.database_name(),
+        compression=conf.compress,
+        encryption="aes-256-gcm" if conf.encryption_key else None,
+        raw_size=stats.raw_size,
+        migrations=info.migrations,
+        row_counts=info.row_counts,
+        app_version=safemigrate.__version__,
+        django_version=django.get_version(),
+        path=directory / (name + MANIFEST_SUFFIX),
+        verified=True,
+        verified_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+        duration=time.monotonic() - started,
+    )
+
+
+def _publish(manifest: Manifest, run: RunFiles, partial: Path) -> Manifest:
+    """The verified file under its final name, then its manifest: only now is it a backup."""
+    directory = run.directory
+    run.created.append(run.target)
+    partial.replace(run.target)
+    run.created.append(directory / (manifest.name + MANIFEST_SUFFIX))
+    manifest = write_manifest(manifest, directory)
+    fsync_dir(directory)
+    record_made_here(manifest)  # Verify loads only backups made here or authenticated
+    return manifest

@@ -28,6 +28,7 @@ from safemigrate.exceptions import (
     IntegrityCheckFailed,
     RestoreError,
 )
+from safemigrate.files import removals_joined
 from safemigrate.leftovers import private_workdir
 from safemigrate.lock import migration_lock
 from safemigrate.manifest import Manifest, check_trusted, sign, update_manifest
@@ -253,7 +254,9 @@ def restore_backup(
     """
     started = time.monotonic()
     adapter = get_adapter(alias)
-    with migration_lock(alias=alias):
+    # removals_joined: the scratch copy is unlinked on another thread while the restored
+    # database is read back, and is gone before the lock is released.
+    with migration_lock(alias=alias), removals_joined():
         workdir = private_workdir(ensure_backup_dir(alias))
         scratch = _stage(adapter, backup, workdir=workdir, progress=progress, check=False)
         # A verified backup was checked when it was made (its snapshot passed the integrity

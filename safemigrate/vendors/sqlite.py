@@ -29,7 +29,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from safemigrate.constants import CHUNK
 from safemigrate.exceptions import BackupError, LockTimeout, RestoreError
-from safemigrate.files import fsync_dir
+from safemigrate.files import fsync_dir, remove_soon
 from safemigrate.streams import ReadableStream, WritableStream
 from safemigrate.vendors.base import (
     RESTORE,
@@ -230,6 +230,62 @@ def _migrations(conn: sqlite3.Connection) -> dict[str, list[str]]:
     return applied
 
 
+def _private_file(path: Path) -> Path:
+    """``path`` created new and 0600 (SQLite would make it 0644): it will hold a plaintext copy."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    return path
+
+
+def _stream_file(path: Path, sink: WritableStream) -> None:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            sink.write(chunk)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Copy:
+    """What copying the live database left: the check that stands for the copy, the live
+    database's own full check (when it cannot stand for the copy), or the pre-check's findings."""
+
+    live_check: _Check | None = None
+    precheck: _Check | None = None
+    live_errors: list[str] = dataclasses.field(default_factory=list)
+
+
+def _standing_checks(
+    live: sqlite3.Connection, started: tuple[_Check, int] | None, level: str | None
+) -> _Copy:
+    """Which of the live check's roles still hold now that the copy is taken."""
+    if started is None:
+        return _Copy()
+    check, version = started
+    if live.execute("PRAGMA data_version").fetchone()[0] == version:
+        return _Copy(live_check=check)  # nobody committed: it checked exactly what was copied
+    if level is not None:
+        return _Copy(precheck=check)  # still the live database's check; the copy gets its own
+    check.cancel()
+    return _Copy()
+
+
+def _snapshot_info(
+    copy: _Copy, check: _Check, tmp: Path, *, checks: list[_Check], level: str | None
+) -> SnapshotInfo:
+    """The snapshot's findings once its check is done: the pre-check's failure first, a live
+    check's failure confirmed on the copy itself, secret tables counted as emptied."""
+    info = check.info()
+    if level is not None and (copy.precheck or copy.live_check):
+        live_errors = (copy.precheck or check).errors()
+        if live_errors:  # the pre-check failed: the live database, not the copy, is refused
+            return SnapshotInfo(live_errors=live_errors)
+    if info.integrity_errors and check is copy.live_check:
+        # Refuse on the evidence of the copy itself, never on the live database's alone.
+        confirm = _Check(_connect_copy(tmp))
+        checks.append(confirm)
+        info = confirm.info()
+    emptied = {t: 0 for t in SECRET_TABLES if t in info.row_counts}
+    return dataclasses.replace(info, row_counts={**info.row_counts, **emptied})
+
+
 class Adapter(VendorAdapter):
     vendor = "sqlite"
     raw_extension = "sqlite3"
@@ -291,100 +347,96 @@ class Adapter(VendorAdapter):
     def _snapshot(
         self, sink: WritableStream, *, workdir: Path, progress: Progress | None, level: str | None
     ) -> SnapshotInfo:
-        if self.path is not None and self.path.exists():
-            # The raw snapshot needs the database's size in the backup folder for a moment.
-            needed = self.path.stat().st_size
-            free = shutil.disk_usage(workdir).free
-            if free < needed * 1.1:
-                raise BackupError(
-                    f"backup failed: disk full: {workdir} has {free:,} bytes free and the backup "
-                    f"needs about {needed:,}; nothing was changed. Free space (cleanupbackups) or "
-                    "set SAFEMIGRATE_BACKUP_DIR to a larger disk"
-                )
-        tmp = workdir / f".snapshot-{os.getpid()}-{time.time_ns()}.sqlite3"
+        """Copy the live database into a private file, stream that into ``sink``, and check it
+        on the other core meanwhile (or let the live database's check stand for it)."""
+        self._ensure_room(workdir)
+        tmp = _private_file(workdir / f".snapshot-{os.getpid()}-{time.time_ns()}.sqlite3")
         checks: list[_Check] = []
-        # A plaintext copy of the database: created 0600 here (SQLite would make it 0644), new.
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         try:
-            live_check: _Check | None = None
-            precheck: _Check | None = None  # the live database's full check, when not live_check
-            started: tuple[_Check, int] | None = None
-            try:
-                live = self._live()
-                # Check the live database at the very moment the copy reads, on the core the
-                # copy leaves idle; kept only if nobody committed in between (data_version).
-                started = self._start_live_check(live, level)
-                if started is not None:
-                    checks.append(started[0])
-                elif level is not None:  # no second connection: the pre-check comes first
-                    errors = _integrity_errors(live, level)
-                    if errors:
-                        return SnapshotInfo(live_errors=errors)
-                source, own_source = live, False
-                if live.in_transaction:
-                    # SQLite's backup from a connection with uncommitted writes never finishes:
-                    # copy what is committed through a connection of our own instead.
-                    if self.path is None:
-                        raise BackupError(
-                            "cannot back up an in-memory database inside an open transaction; "
-                            "run the backup outside atomic()"
-                        )
-                    source, own_source = sqlite3.connect(self.path, timeout=20), True
-                dst = sqlite3.connect(tmp)
-                try:
-                    dst.execute("PRAGMA synchronous=OFF")
-                    source.backup(dst)
-                    _empty_secret_tables(dst)
-                    # A self-contained file: no -wal/-shm needed to read it.
-                    dst.execute("PRAGMA journal_mode=DELETE")
-                finally:
-                    dst.close()
-                    if own_source:
-                        source.close()
-                if started is not None:
-                    if live.execute("PRAGMA data_version").fetchone()[0] == started[1]:
-                        live_check = started[0]
-                    elif level is not None:
-                        precheck = started[0]  # still the live database's check; the copy gets its own
-                    else:
-                        started[0].cancel()
-            except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
-                if level is not None:  # a damaged database: say so as the pre-check does
-                    errors = started[0].errors() if started else self.integrity_errors(level=level)
-                    if errors:
-                        return SnapshotInfo(live_errors=errors)
-                what = "disk full" if "full" in str(exc) else str(exc)
-                raise BackupError(
-                    f"backup failed: {what} while copying {self.database_name()} into {workdir}; "
-                    "nothing was changed. Free space there (cleanupbackups) or set "
-                    "SAFEMIGRATE_BACKUP_DIR; if the database itself is damaged, restore a "
-                    "backup (restore --list)"
-                ) from exc
+            copy = self._copy_live(tmp, workdir=workdir, level=level, checks=checks)
+            if copy.live_errors:
+                return SnapshotInfo(live_errors=copy.live_errors)
             if progress:
                 progress(f"snapshot taken ({tmp.stat().st_size:,} bytes); compressing and checking")
             # Otherwise check the snapshot file while it is compressed: both release the GIL.
-            check = live_check or _Check(_connect_copy(tmp))
+            check = copy.live_check or _Check(_connect_copy(tmp))
             checks.append(check)
-            with tmp.open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    sink.write(chunk)
-            info = check.info()
-            if level is not None and (precheck or live_check):
-                live_errors = (precheck or check).errors()
-                if live_errors:  # the pre-check failed: the live database, not the copy, is refused
-                    return SnapshotInfo(live_errors=live_errors)
-            if info.integrity_errors and check is live_check:
-                # Refuse on the evidence of the copy itself, never on the live database's alone.
-                confirm = _Check(_connect_copy(tmp))
-                checks.append(confirm)
-                info = confirm.info()
-            emptied = {t: 0 for t in SECRET_TABLES if t in info.row_counts}
-            return dataclasses.replace(info, row_counts={**info.row_counts, **emptied})
+            _stream_file(tmp, sink)
+            return _snapshot_info(copy, check, tmp, checks=checks, level=level)
         finally:
             for started_check in checks:
                 started_check.cancel()
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+            remove_soon(*(Path(f"{tmp}{suffix}") for suffix in ("", "-journal", "-wal", "-shm")))
+
+    def _ensure_room(self, workdir: Path) -> None:
+        """The raw snapshot needs the database's size in the backup folder for a moment."""
+        if self.path is None or not self.path.exists():
+            return
+        needed = self.path.stat().st_size
+        free = shutil.disk_usage(workdir).free
+        if free < needed * 1.1:
+            raise BackupError(
+                f"backup failed: disk full: {workdir} has {free:,} bytes free and the backup "
+                f"needs about {needed:,}; nothing was changed. Free space (cleanupbackups) or "
+                "set SAFEMIGRATE_BACKUP_DIR to a larger disk"
+            )
+
+    def _copy_live(self, tmp: Path, *, workdir: Path, level: str | None, checks: list[_Check]) -> _Copy:
+        """Copy what is committed into ``tmp``, with the live database checked as the copy reads.
+
+        The live check runs on the core the copy leaves idle, in a read transaction opened just
+        before it; it stands for the copy only if nobody committed in between (data_version).
+        A damaged live database, when ``level`` asks for the pre-check, is its finding, not an
+        error.
+        """
+        started: tuple[_Check, int] | None = None
+        try:
+            live = self._live()
+            started = self._start_live_check(live, level)
+            if started is not None:
+                checks.append(started[0])
+            elif level is not None:  # no second connection: the pre-check comes first
+                errors = _integrity_errors(live, level)
+                if errors:
+                    return _Copy(live_errors=errors)
+            self._copy_committed(live, tmp)
+            return _standing_checks(live, started, level)
+        except (sqlite3.DatabaseError, DjangoDatabaseError) as exc:
+            if level is not None:  # a damaged database: say so as the pre-check does
+                errors = started[0].errors() if started else self.integrity_errors(level=level)
+                if errors:
+                    return _Copy(live_errors=errors)
+            what = "disk full" if "full" in str(exc) else str(exc)
+            raise BackupError(
+                f"backup failed: {what} while copying {self.database_name()} into {workdir}; "
+                "nothing was changed. Free space there (cleanupbackups) or set "
+                "SAFEMIGRATE_BACKUP_DIR; if the database itself is damaged, restore a "
+                "backup (restore --list)"
+            ) from exc
+
+    def _copy_committed(self, live: sqlite3.Connection, tmp: Path) -> None:
+        """The backup API copy into ``tmp``, secret tables emptied, as a self-contained file."""
+        source, own_source = live, False
+        if live.in_transaction:
+            # SQLite's backup from a connection with uncommitted writes never finishes:
+            # copy what is committed through a connection of our own instead.
+            if self.path is None:
+                raise BackupError(
+                    "cannot back up an in-memory database inside an open transaction; "
+                    "run the backup outside atomic()"
+                )
+            source, own_source = sqlite3.connect(self.path, timeout=20), True
+        dst = sqlite3.connect(tmp)
+        try:
+            dst.execute("PRAGMA synchronous=OFF")
+            source.backup(dst)
+            _empty_secret_tables(dst)
+            # A self-contained file: no -wal/-shm needed to read it.
+            dst.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dst.close()
+            if own_source:
+                source.close()
 
     def _start_live_check(self, live: sqlite3.Connection, level: str | None) -> tuple[_Check, int] | None:
         """A check of the live file in a read transaction opened now, and ``data_version`` then.
@@ -442,8 +494,7 @@ class Adapter(VendorAdapter):
 
     def drop_scratch(self, scratch: Scratch) -> None:
         scratch = _own(scratch)
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            Path(f"{scratch.path}{suffix}").unlink(missing_ok=True)
+        remove_soon(*(Path(f"{scratch.path}{suffix}") for suffix in ("", "-journal", "-wal", "-shm")))
 
     def swap_in(
         self, scratch: Scratch, *, progress: Progress | None = None, keep: bool = False
