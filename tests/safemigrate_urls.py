@@ -1,8 +1,11 @@
-"""URLs for tests.safemigrate_settings: the admin only."""
+"""URLs for tests.safemigrate_settings: the admin and the health endpoint, as the README says."""
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
-urlpatterns = [path("admin/", admin.site.urls)]
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz/backups", include("safemigrate.urls")),
+]

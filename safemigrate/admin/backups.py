@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+from datetime import UTC
 from functools import update_wrapper
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -299,10 +300,9 @@ class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
         until = obj.pinned_until
         if obj.pinned or until is None or until <= timezone.now():
             return str(_("yes")) if obj.pinned else "-"
-        shown = timezone.localtime(until) if timezone.is_aware(until) else until
-        return format_html(
-            '<span title="{}">{} {}</span>', shown.isoformat(), _("until"), f"{shown:%Y-%m-%d}"
-        )
+        # Shown in UTC, as the manifest and `backups` write it.
+        utc = (until if timezone.is_aware(until) else timezone.make_aware(until)).astimezone(UTC)
+        return format_html('<span title="{}">{} {}</span>', utc.isoformat(), _("until"), f"{utc:%Y-%m-%d}")
 
     @admin.display(description=_("off-site"))
     def offsite_display(self, obj: Backup) -> str:

@@ -19,7 +19,7 @@ CORE = {"django", "zstandard", "cryptography", "orjson"}
 OPTIONAL_HOMES = {
     "django_q": {"tasks.py", "schedules.py"},
     "croniter": {"schedules.py"},
-    "psycopg": {"vendors/postgresql.py"},
+    "psycopg": {"vendors/postgresql.py", "vendors/pgadmin.py"},
     "MySQLdb": {"vendors/mysql.py"},
 }
 
