@@ -154,6 +154,11 @@ def test_safemigrate__restore_path_keeps_and_dumps_what_slipped_in(db, tmp_path)
     assert db.leftovers() == [kept[1]]
     db.server.drop(kept[1])
     assert "note" not in db.server.columns(db.name, "migrapp_item")
+    # The command the message prints, run as printed once the fixed migration is applied.
+    command = re.search(r"\(review, then load with manage\.py (loaddata \S+);", line)[1].split()
+    db.ok("migrate", "-v0")
+    db.ok(*command)
+    assert dumped <= names(db, db.name)
 
 
 def test_safemigrate__restore_path_with_no_other_writer_keeps_nothing(db):
