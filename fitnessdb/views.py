@@ -1,9 +1,12 @@
-"""Project-level views: the landing page."""
+"""Project-level views: the landing page, the site icon and the health probe."""
 
 from __future__ import annotations
 
+import time
+
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse
+from django.db.migrations.executor import MigrationExecutor
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import cache_control, never_cache
 
@@ -29,12 +32,36 @@ def favicon(request: HttpRequest) -> HttpResponse:
     return HttpResponse(_FAVICON, content_type="image/svg+xml")
 
 
-@never_cache
-def healthz(request: HttpRequest) -> HttpResponse:
-    """The container HEALTHCHECK: 200 when the app serves and its database answers, else 503."""
+HEALTHZ_CACHE_SECONDS = 5.0
+"""How long one answer stands: a probe every few seconds costs one migration plan, not one each."""
+_healthz: tuple[float, int, dict[str, str]] | None = None  # (when, status, body) of the last answer
+
+
+def _health() -> tuple[int, dict[str, str]]:
+    """200, or 503 with the reason: the database does not answer, or migrations on disk are not
+    applied to it (a backup older than the code restored: pages would fail on missing columns)."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError:
-        return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
-    return HttpResponse("ok\n", content_type="text/plain")
+        return 503, {"status": "error", "reason": "database unavailable"}
+    if plan:
+        names = [f"{m.app_label}.{m.name}" for m, _ in plan]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        reason = f"{len(names)} unapplied migration(s): {shown}; run manage.py safemigrate"
+        return 503, {"status": "error", "reason": reason}
+    return 200, {"status": "ok"}
+
+
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The project's probe: 200 when the app serves, its database answers and every migration on
+    disk is applied to it, else 503 with a one-line reason (JSON); one answer stands a few seconds."""
+    global _healthz
+    now = time.monotonic()
+    if _healthz is None or now - _healthz[0] >= HEALTHZ_CACHE_SECONDS:
+        _healthz = (now, *_health())
+    _, status, body = _healthz
+    return JsonResponse(body, status=status)

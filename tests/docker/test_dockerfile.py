@@ -134,14 +134,6 @@ def test_dockerfile__healthcheck_probe_passes_against_the_app(live_server, setti
     assert b"HTTP Error 400" in refused.stderr
 
 
-@pytest.mark.django_db
-def test_healthz__answers_ok_when_the_database_answers(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.content == b"ok\n"
-    assert "no-cache" in response["Cache-Control"]
-
-
 def test_dockerignore__keeps_local_state_and_secrets_out_of_the_build():
     patterns = {
         line.strip()

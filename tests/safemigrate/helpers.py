@@ -6,6 +6,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +106,67 @@ def temp_files(folder: Path) -> list[Path]:
         for p in files_in(folder)
         if p.name not in KEPT_HIDDEN and any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
+
+
+class Writer:
+    """A process writing beside a migration, one row every 20 ms until stopped.
+
+    ``script`` gets ``*args``, then the stop file and the progress file: it prints ``ack <n> ...``
+    for each acknowledged write and writes the number of each attempt to the progress file before
+    making it (what migrapp 0002's MIGRAPP_WAIT_WRITES waits on). Every wait here counts writes,
+    never seconds, so a loaded machine makes the test slower, not wrong.
+    """
+
+    def __init__(self, script: str, *args: str, folder: Path) -> None:
+        self.stop_file, self.progress = folder / "stop-writer", folder / "writer-progress"
+        for path in (self.stop_file, self.progress, self.window_file):
+            path.unlink(missing_ok=True)
+        argv = [sys.executable, "-c", script, *args, str(self.stop_file), str(self.progress)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def window_file(self) -> Path:
+        return self.progress.with_name(f"{self.progress.name}.window")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def acked(self) -> set[str]:
+        """The names of the rows the writer was told are written (``w<n>``)."""
+        return {f"w{p[1]}" for p in (line.split() for line in list(self.lines)) if p[0] == "ack"}
+
+    def wait_acked(self, count: int, timeout: float = 120) -> None:
+        """Until ``count`` more writes than now are acknowledged."""
+        goal = len(self.acked()) + count
+        deadline = time.monotonic() + timeout
+        while len(self.acked()) < goal:
+            assert self.proc.poll() is None, self.lines[-5:]
+            assert time.monotonic() < deadline, f"the writer acknowledged {len(self.acked())} of {goal}"
+            time.sleep(0.01)
+
+    def hold_migration(self, count: int) -> dict[str, str]:
+        """The environment that holds migrapp 0002, before its first change, until ``count``
+        more writes started (``count - 1`` of them made)."""
+        return {"MIGRAPP_WAIT_WRITES": f"{self.progress}:{count}"}
+
+    def during_migration(self, count: int) -> set[str]:
+        """The rows of the writes made while migrapp 0002 was held (asserted: ``count - 1``)."""
+        first, last = map(int, self.window_file.read_text().split())
+        assert last >= first + count, f"only {last - first} writes started during the migration"
+        return {f"w{n}" for n in range(first + 1, last)}
+
+    def stop(self) -> None:
+        self.stop_file.touch()
+        self.proc.wait(timeout=60)
+        self._reader.join(timeout=60)
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

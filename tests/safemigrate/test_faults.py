@@ -96,7 +96,7 @@ def test_safemigrate__two_concurrent_runs_apply_once(tmp_path):
 
 
 def hold_lock(env: dict[str, str]) -> subprocess.Popen[str]:
-    """A process holding the migration lock for 30 s (started once it says so)."""
+    """A process holding the migration lock until the test kills it (started once it says so)."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -105,7 +105,7 @@ def hold_lock(env: dict[str, str]) -> subprocess.Popen[str]:
             "--no-imports",
             "-c",
             "from safemigrate.lock import migration_lock\nimport time\n"
-            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(30)",
+            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(600)",
         ],
         env=env,
         cwd=ROOT,

@@ -121,7 +121,7 @@ def test_backups__does_not_sweep_while_another_process_holds_the_lock(tmp_path):
             "--no-imports",
             "-c",
             "from safemigrate.lock import migration_lock\nimport time\n"
-            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(60)",
+            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(600)",
         ],
         env=env,
         cwd=ROOT,

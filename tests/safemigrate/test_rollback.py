@@ -19,20 +19,32 @@ from pathlib import Path
 
 import pytest
 
-from tests.safemigrate.helpers import ROOT, manage, popen, prepared_db, project_env, table_dump, temp_files
+from tests.safemigrate.helpers import (
+    ROOT,
+    Writer,
+    files_in,
+    manage,
+    popen,
+    prepared_db,
+    project_env,
+    table_dump,
+    temp_files,
+)
 
 pytestmark = pytest.mark.slow
 
 WRITER = r"""
-import pathlib, sqlite3, sys, time
-db, stop = sys.argv[1], pathlib.Path(sys.argv[2])
+import os, pathlib, sqlite3, sys, time
+db, stop, progress = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
 conn = sqlite3.connect(db, timeout=120, isolation_level=None)  # autocommit: each INSERT commits
 n = 0
 while not stop.exists():
     n += 1
+    progress.with_suffix(".tmp").write_text(str(n))
+    os.replace(progress.with_suffix(".tmp"), progress)  # attempt n starts (MIGRAPP_WAIT_WRITES)
     try:
         conn.execute("INSERT INTO migrapp_item (name, qty) VALUES (?, 0)", (f"w{n}",))
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:  # e.g. the failed migration's NOT NULL column: not acknowledged
         print("error", n, exc, flush=True)
     else:
         print("ack", n, time.time(), flush=True)  # acknowledged: committed and returned
@@ -73,19 +85,13 @@ def test_safemigrate__failed_migration_keeps_every_write_another_process_acknowl
     """A writer committing every 20 ms during a failing 3 s migration: every acknowledged row stays."""
     env = prepared_db(tmp_path)
     db = tmp_path / "db.sqlite3"
-    stop = tmp_path / "stop-writer"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), str(stop)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        time.sleep(1)
+    with Writer(WRITER, str(db), folder=tmp_path) as writer:
+        writer.wait_acked(20)
         started = time.time()
         result = manage("migrate", env={**env, "MIGRAPP_FAIL": "1", "MIGRAPP_SLOW": "3"})
         ended = time.time()
-        time.sleep(0.5)
-    finally:
-        stop.touch()
-        out, _ = writer.communicate(timeout=60)
+        writer.wait_acked(5)
+    out = "\n".join(writer.lines)
     assert result.returncode == 1
     line = one_line_error(result.stderr)
     assert "migration migrapp.0002_item_note failed (MIGRAPP_FAIL: data migration failed half-way); " in line
@@ -95,7 +101,9 @@ def test_safemigrate__failed_migration_keeps_every_write_another_process_acknowl
     with sqlite3.connect(db) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM migrapp_item")}
     assert set(acked) <= names, sorted(set(acked) - names)
-    # The test can fail: rows were acknowledged after the backup was taken (a restore would erase them).
+    # The test can fail: rows were acknowledged after the backup was taken (a restore would erase
+    # them): the writer waited on the migration's transaction (SQLite has one writer at a time)
+    # and was acknowledged once it rolled back, before the waits on acknowledged writes end.
     manifest = json.loads(next((tmp_path / "backups").glob("*.manifest.json")).read_text())
     assert len(acked) + 3 > manifest["row_counts"]["migrapp_item"]
     assert any(started < t < ended for t in acked.values())
@@ -271,15 +279,19 @@ def test_backup__sigterm_leaves_no_plaintext_temporary_file(tmp_path):
         )
     folder = tmp_path / "backups"
     proc = popen("backup", env=env)
-    deadline = time.monotonic() + 60
-    while not (folder.exists() and any(folder.glob(".*"))):
+    # The plaintext snapshot exists (the .partial backup too): the signal lands while they are
+    # written, however slow the machine.
+    deadline = time.monotonic() + 120
+    while not any(folder.glob(".work/.snapshot-*")):
         assert time.monotonic() < deadline
+        assert proc.poll() is None, proc.communicate()
         time.sleep(0.002)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert one_line_error(err) == "CommandError: interrupted; nothing was left half-done"
-    assert list(folder.iterdir()) == []
+    # No file at all; the private .work folder itself stays (0700, it holds the made-here journal).
+    assert files_in(folder) == []
 
 
 def test_safemigrate__disk_full_mid_migration_is_rolled_back_and_loses_nothing(tmp_path):
@@ -324,18 +336,12 @@ def test_safemigrate__restore_path_keeps_and_dumps_rows_another_process_wrote(tm
     and the fixture loads once the migration is fixed."""
     env = prepared_db(tmp_path)
     db = tmp_path / "db.sqlite3"
-    stop = tmp_path / "stop-writer"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(db), str(stop)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        time.sleep(1)
-        run_env = {**env, "MIGRAPP_FAIL": "1", "MIGRAPP_SLOW": "3", "MIGRAPP_SQL": "VACUUM"}
+    with Writer(WRITER, str(db), folder=tmp_path) as writer:
+        writer.wait_acked(20)
+        # Held after the backup, before its first change, until 20 more writes started.
+        run_env = {**env, "MIGRAPP_FAIL": "1", "MIGRAPP_SQL": "VACUUM", **writer.hold_migration(20)}
         result = manage("migrate", env=run_env)
-        time.sleep(0.5)
-    finally:
-        stop.touch()
-        out, _ = writer.communicate(timeout=60)
+        writer.wait_acked(5)
     assert result.returncode == 1
     line = one_line_error(result.stderr)
     found = re.search(
@@ -351,13 +357,15 @@ def test_safemigrate__restore_path_keeps_and_dumps_rows_another_process_wrote(tm
     kept, dump = Path(found[1]), Path(found[2])
     assert kept.is_file()
     assert dump.parent == tmp_path / "backups"
-    acked = {f"w{p[1]}" for p in (s.split() for s in out.splitlines()) if p[0] == "ack"}
+    acked, during = writer.acked(), writer.during_migration(20)
     rows = json.loads(dump.read_text())
     dumped = {r["fields"]["name"] for r in rows if r["model"] == "migrapp.item"}
     with sqlite3.connect(db) as conn:
         live = {r[0] for r in conn.execute("SELECT name FROM migrapp_item")}
     assert acked <= live | dumped, sorted(acked - live - dumped)
     assert acked & (dumped - live), "no write slipped in between the backup and the restore"
+    assert len(during & acked) >= 19, sorted(during - acked)
+    assert during & acked <= dumped, sorted(during & acked - dumped)
     assert manage("migrate", "-v0", env=env).returncode == 0  # the fixed migration
     loaded = manage("loaddata", str(dump), env=env)
     assert loaded.returncode == 0, loaded.stderr

@@ -4,12 +4,15 @@ With MIGRAPP_FAIL=1 it rewrites some rows and then raises, leaving (without safe
 column, half-changed data and the migration unrecorded: the case that loses data on SQLite.
 MIGRAPP_ATOMIC=1 makes it atomic; MIGRAPP_SQL appends a RunSQL statement (seen in the plan) and
 MIGRAPP_PYSQL a RunPython that executes one (not seen until it runs), e.g. VACUUM.
+MIGRAPP_WAIT_WRITES=<file>:<n> first holds the migration (after the backup, before the column is
+added) until a writer process has made n more writes: tests.safemigrate.helpers.Writer.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 from django.db import migrations, models
 
@@ -39,6 +42,26 @@ def clear_notes(apps, schema_editor):
         item.save()
 
 
+def wait_for_writes(apps, schema_editor):
+    """Wait (up to 60 s) until the writer's attempt counter in <file> has gone up by n (so n - 1
+    writes were made meanwhile); <file>.window gets the counter before and after."""
+    path, _, count = os.environ["MIGRAPP_WAIT_WRITES"].rpartition(":")
+    progress = Path(path)
+
+    def attempts() -> int:
+        try:
+            return int(progress.read_text())
+        except (OSError, ValueError):  # not written yet
+            return 0
+
+    first = last = attempts()
+    deadline = time.monotonic() + 60
+    while last < first + int(count) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        last = attempts()
+    Path(f"{path}.window").write_text(f"{first} {last}")
+
+
 def run_sql(apps, schema_editor):
     schema_editor.execute(os.environ["MIGRAPP_PYSQL"])
 
@@ -55,6 +78,8 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(fill_notes, clear_notes),
     ]
+    if os.environ.get("MIGRAPP_WAIT_WRITES"):
+        operations.insert(0, migrations.RunPython(wait_for_writes, migrations.RunPython.noop))
     if os.environ.get("MIGRAPP_SQL"):
         operations.append(migrations.RunSQL(os.environ["MIGRAPP_SQL"], migrations.RunSQL.noop))
     if os.environ.get("MIGRAPP_PYSQL"):

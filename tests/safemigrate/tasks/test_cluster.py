@@ -30,7 +30,9 @@ from tests.safemigrate.tasks.conftest import project_env
 
 CLUSTER_DB = "qcluster"
 """Alias, in this test process, of the cluster's database file."""
-WAIT = 60.0
+WAIT = 120.0
+"""Seconds a cluster gets to finish its tasks: a bound for a failure, never a pace (a loaded CI
+machine starts its workers slowly)."""
 
 
 MAKE_BACKUPS = """
@@ -96,7 +98,7 @@ def qcluster(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]
     try:
         yield proc
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log.read_text()
+        assert proc.wait(timeout=60) == 0, log.read_text()
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # the workers too, whatever happened

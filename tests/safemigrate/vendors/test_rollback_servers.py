@@ -11,22 +11,21 @@ import json
 import random
 import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.safemigrate.helpers import popen
+from tests.safemigrate.helpers import Writer, popen
 from tests.safemigrate.vendors.servers import LiveDB
 
 pytestmark = pytest.mark.slow
 
 WRITER = r"""
-import pathlib, sys, time
-engine, port, user, name, stop = sys.argv[1:6]
-stop = pathlib.Path(stop)
+import os, pathlib, sys, time
+engine, port, user, name, stop, progress = sys.argv[1:7]
+stop, progress = pathlib.Path(stop), pathlib.Path(progress)
 
 def connect():
     if engine == "postgresql":
@@ -41,6 +40,8 @@ def connect():
 conn, n = None, 0
 while not stop.exists():
     n += 1
+    progress.with_suffix(".tmp").write_text(str(n))
+    os.replace(progress.with_suffix(".tmp"), progress)  # attempt n starts (MIGRAPP_WAIT_WRITES)
     try:
         conn = conn or connect()
         conn.cursor().execute("INSERT INTO migrapp_item (name, qty) VALUES (%s, 0)", (f"w{n}",))
@@ -73,34 +74,33 @@ def one_line_error(stderr: str) -> str:
     return lines[0]
 
 
-def run_with_writer(db: LiveDB, tmp_path, **env: str) -> tuple[subprocess.CompletedProcess, dict, set]:
-    stop = tmp_path / "stop-writer"
-    stop.unlink(missing_ok=True)
+def run_with_writer(db: LiveDB, tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, set, set]:
+    """Migrate (failing) with a writer beside it: acknowledged writes before the migration, 20
+    while it runs (it waits for them, after the backup), and after it, however slow the machine.
+
+    Returns the result, the acknowledged rows and those of the writes made during the migration.
+    """
     s = db.server
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, s.engine, str(s.port), s.user, db.name, str(stop)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(1)
-        result = db.run("migrate", MIGRAPP_SLOW="3", MIGRAPP_FAIL="1", **env)
-        time.sleep(0.5)
-    finally:
-        stop.touch()
-        out, _ = writer.communicate(timeout=60)
-    acked = {f"w{p[1]}" for p in (line.split() for line in out.splitlines()) if p[0] == "ack"}
-    return result, acked, set(out.splitlines())
+    with Writer(WRITER, s.engine, str(s.port), s.user, db.name, folder=tmp_path) as writer:
+        writer.wait_acked(20)
+        result = db.run("migrate", MIGRAPP_FAIL="1", **writer.hold_migration(DURING), **env)
+        writer.wait_acked(5)
+    return result, writer.acked(), writer.during_migration(DURING)
+
+
+DURING = 20
 
 
 def test_safemigrate__atomic_plan_failure_keeps_every_acknowledged_write(db, tmp_path):
     """A writer every 20 ms during a failing atomic migration: nothing it was told is lost."""
     at_0001(db)
     atomic = db.server.engine == "postgresql"
-    result, acked, _ = run_with_writer(db, tmp_path, MIGRAPP_ATOMIC="1")
+    result, acked, during = run_with_writer(db, tmp_path, MIGRAPP_ATOMIC="1")
     assert result.returncode == 1
     line = one_line_error(result.stderr)
     assert "migration migrapp.0002_item_note failed (MIGRAPP_FAIL: data migration failed half-way); " in line
+    # Writes acknowledged inside the migration's window, after its backup: a restore would lose them.
+    assert len(during & acked) >= DURING - 1, sorted(during - acked)
     live = names(db, db.name)
     if atomic:
         assert "rolled back by the database transaction — nothing was written" in line
@@ -111,10 +111,10 @@ def test_safemigrate__atomic_plan_failure_keeps_every_acknowledged_write(db, tmp
         assert kept, line
         dumped = dumped_names(line)
         assert acked <= live | dumped, sorted(acked - live - dumped)
+        assert during & acked <= dumped, sorted(during & acked - dumped)
         assert acked - live, "no write slipped in between the backup and the swap: the test proves nothing"
         db.server.drop(kept[1])
     assert "note" not in db.server.columns(db.name, "migrapp_item")
-    assert len(acked) > 100
 
 
 def dumped_names(line: str) -> set[str]:
@@ -132,7 +132,7 @@ def test_safemigrate__restore_path_keeps_and_dumps_what_slipped_in(db, tmp_path)
     """Non-atomic plan, a writer meanwhile: restored, the failed database kept, the rows written
     after the backup dumped; every acknowledged write is live or in the dump."""
     at_0001(db)
-    result, acked, _ = run_with_writer(db, tmp_path)
+    result, acked, during = run_with_writer(db, tmp_path)
     assert result.returncode == 1
     line = one_line_error(result.stderr)
     kept = re.search(
@@ -148,10 +148,17 @@ def test_safemigrate__restore_path_keeps_and_dumps_what_slipped_in(db, tmp_path)
     live, dumped = names(db, db.name), dumped_names(line)
     assert acked <= live | dumped, sorted(acked - live - dumped)
     assert acked & (dumped - live), "no write slipped in: the test proves nothing"
+    assert len(during & acked) >= DURING - 1, sorted(during - acked)
+    assert during & acked <= dumped, sorted(during & acked - dumped)  # made after the backup
     assert dumped <= names(db, kept[1])  # with item1, which the migration itself changed
     assert db.leftovers() == [kept[1]]
     db.server.drop(kept[1])
     assert "note" not in db.server.columns(db.name, "migrapp_item")
+    # The command the message prints, run as printed once the fixed migration is applied.
+    command = re.search(r"\(review, then load with manage\.py (loaddata \S+);", line)[1].split()
+    db.ok("migrate", "-v0")
+    db.ok(*command)
+    assert dumped <= names(db, db.name)
 
 
 def test_safemigrate__restore_path_with_no_other_writer_keeps_nothing(db):
@@ -259,7 +266,7 @@ def test_lock_is_held__seen_from_another_connection(db, django_db_blocker):
             holder.mark_migrating(on=True)
         finally:
             holder.unlock()  # ending the session ends the migration mark too
-        deadline = time.monotonic() + 10  # the server ends the holder's session asynchronously
+        deadline = time.monotonic() + 60  # the server ends the holder's session asynchronously
         while (asker.lock_is_held() or asker.migration_running()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not asker.lock_is_held()
