@@ -350,9 +350,12 @@ class Adapter(VendorAdapter):
         """Copy the live database into a private file, stream that into ``sink``, and check it
         on the other core meanwhile (or let the live database's check stand for it)."""
         self._ensure_room(workdir)
-        tmp = _private_file(workdir / f".snapshot-{os.getpid()}-{time.time_ns()}.sqlite3")
+        # Created inside the try, so a signal right after it still removes it (the name is this
+        # process's own: pid and nanoseconds).
+        tmp = workdir / f".snapshot-{os.getpid()}-{time.time_ns()}.sqlite3"
         checks: list[_Check] = []
         try:
+            _private_file(tmp)
             copy = self._copy_live(tmp, workdir=workdir, level=level, checks=checks)
             if copy.live_errors:
                 return SnapshotInfo(live_errors=copy.live_errors)
