@@ -63,6 +63,16 @@ def interruptible() -> Iterator[None]:
             _settled = False
 
 
+def ignore_once_done() -> None:
+    """For a process that ends with this command (``manage.py migrate``): SIGINT/SIGTERM are
+    ignored outside the guarded section, so once it has reported its outcome a late signal cannot
+    add a traceback from Python's own handler on the way out. ``interruptible()`` restores this.
+    """
+    for sig in _SIGNALS:
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(sig, signal.SIG_IGN)
+
+
 def settle() -> None:
     """The outcome is decided: until the outermost section ends, signals are remembered, not raised.
 

@@ -51,6 +51,8 @@ class Command(MigrateCommand):
         """
         self.migrating = False
         wanted = health_checks_wanted.set(False)  # W001/W002 are asked for elsewhere (checks.py)
+        if getattr(self, "_called_from_command_line", False):  # run_from_argv: the process ends here
+            interrupts.ignore_once_done()
         try:
             with interrupts.interruptible():
                 return super().execute(*args, **options)
