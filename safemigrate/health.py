@@ -119,7 +119,6 @@ def last_migration_run(*, alias: str = "default") -> LastRun | None:
         run = (
             MigrationRun.objects.using(router.db_for_read(MigrationRun))
             .filter(database=alias)
-            .exclude(status=MigrationRun.Status.RUNNING)
             .order_by("-started", "-id")
             .first()
         )

@@ -40,7 +40,7 @@ MAX_LINE_BYTES = 256 << 10
 MAX_ERROR_CHARS = 16_000
 """A longer error (a traceback in a message) is cut when written, so every line stays bounded."""
 MAX_PLAN_ITEMS = 10_000
-_STATUSES = ("running", "applied", "nothing", "refused", "rolled_back", "failed")
+_STATUSES = ("applied", "refused", "rolled_back", "failed")  # MigrationRun.Status
 _ROLLBACKS = ("", "transaction", "restore")
 _ALIAS_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _SHORT = 255

@@ -75,9 +75,7 @@ class Backup(models.Model):
 
 class MigrationRun(models.Model):
     class Status(models.TextChoices):
-        RUNNING = "running", _("running")
         APPLIED = "applied", _("applied")
-        NOTHING = "nothing", _("nothing to do")
         REFUSED = "refused", _("refused")
         ROLLED_BACK = "rolled_back", _("rolled back")
         FAILED = "failed", _("failed (rollback failed)")
