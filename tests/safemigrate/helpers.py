@@ -170,3 +170,26 @@ class Writer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def hold_lock(env: dict[str, str]) -> subprocess.Popen[str]:
+    """A process holding the migration lock until the test kills it (started once it says so)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "shell",
+            "--no-imports",
+            "-c",
+            "from safemigrate.lock import migration_lock\nimport time\n"
+            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(600)",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert "locked" in holder.stdout.readline()
+    return holder

@@ -19,6 +19,7 @@ import pytest
 from tests.safemigrate.helpers import (
     ROOT,
     files_in,
+    hold_lock,
     manage,
     popen,
     prepared_db,
@@ -93,29 +94,6 @@ def test_safemigrate__two_concurrent_runs_apply_once(tmp_path):
     )
     assert rows == 1
     assert len(backups_in(tmp_path, "pre_migrate")) == 1
-
-
-def hold_lock(env: dict[str, str]) -> subprocess.Popen[str]:
-    """A process holding the migration lock until the test kills it (started once it says so)."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "shell",
-            "--no-imports",
-            "-c",
-            "from safemigrate.lock import migration_lock\nimport time\n"
-            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(600)",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None
-    assert "locked" in holder.stdout.readline()
-    return holder
 
 
 def test_safemigrate__lock_held_times_out_naming_the_holder(tmp_path):

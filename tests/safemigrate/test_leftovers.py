@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from safemigrate.backup import create_backup
 from safemigrate.leftovers import sweep_leftovers
-from tests.safemigrate.helpers import manage, popen, prepared_db
+from tests.safemigrate.helpers import hold_lock, manage, popen, prepared_db
 from tests.safemigrate.test_faults import fill
 
 
@@ -100,10 +100,6 @@ def test_rotation__sweeps_a_dead_fetch_and_says_so(backup_dir):
 
 def test_backups__does_not_sweep_while_another_process_holds_the_lock(tmp_path):
     """A pid this host cannot see may be a backup running in another container: it holds the lock."""
-    import subprocess
-    import sys
-
-    from tests.safemigrate.helpers import ROOT
 
     env = prepared_db(tmp_path)
     work = tmp_path / "backups" / ".work"
@@ -113,24 +109,8 @@ def test_backups__does_not_sweep_while_another_process_holds_the_lock(tmp_path):
     leftover = work / f".restore-{gone.pid}-1.sqlite3"
     leftover.write_bytes(b"plaintext")
     age(leftover, 3600)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "shell",
-            "--no-imports",
-            "-c",
-            "from safemigrate.lock import migration_lock\nimport time\n"
-            "with migration_lock(alias='default'):\n    print('locked', flush=True)\n    time.sleep(600)",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock(env)
     try:
-        assert holder.stdout is not None
-        assert "locked" in holder.stdout.readline()
         assert manage("backups", env=env).returncode == 0
         assert leftover.exists()
     finally:
