@@ -288,6 +288,16 @@ def admin_backup_refusal(*, alias: str) -> str | None:
     return None
 
 
+def set_pinned(manifest: Manifest, *, pinned: bool) -> Manifest:
+    """Pin (rotation never deletes it) or unpin a backup: the manifest first, then its catalogue
+    row. Unpinning also ends a pre-migration backup's automatic, time-limited pin."""
+    from safemigrate.manifest import update_manifest
+
+    updated = update_manifest(manifest, pinned=pinned, **({} if pinned else {"pinned_until": None}))
+    catalogue.record(updated)
+    return updated
+
+
 def delete_backup_files(manifest: Manifest) -> None:
     """Remove a backup's file, JSON dump and manifest (manifest last), and its catalogue row."""
     manifest.file_path.unlink(missing_ok=True)

@@ -630,8 +630,7 @@ class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
 
     def pin_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST pinned=1|0: a pinned backup is never deleted by rotation."""
-        from safemigrate import catalogue
-        from safemigrate.manifest import update_manifest
+        from safemigrate.rotation import set_pinned
 
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
@@ -640,10 +639,7 @@ class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
         change_url = self._url("change", backup.pk)
         pinned = request.POST.get("pinned", "1" if not backup.pinned else "0") == "1"
         try:
-            # Unpin releases the automatic time-limited pin too.
-            manifest = update_manifest(
-                _manifest(backup), pinned=pinned, **({} if pinned else {"pinned_until": None})
-            )
+            set_pinned(_manifest(backup), pinned=pinned)
         except (SafeMigrateError, OSError) as exc:
             self.message_user(
                 request,
@@ -651,7 +647,6 @@ class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(change_url)
-        catalogue.record(manifest)
         self.log_change(request, backup, "Pinned" if pinned else "Unpinned")
         self.message_user(
             request,
