@@ -28,7 +28,6 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
-    HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
@@ -36,9 +35,11 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.crypto import constant_time_compare
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from safemigrate.admin.presentation import (
     MissingPermission,
@@ -436,13 +437,12 @@ class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
         finally:
             _failures_seen.reset(token)
 
+    @method_decorator(require_POST)
     def backup_now_view(self, request: HttpRequest) -> HttpResponse:
         """POST: make a verified backup now (permission safemigrate.add_backup)."""
         from safemigrate.backup import create_backup
         from safemigrate.rotation import admin_backup_refusal
 
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         self._require(request, "add_backup")
         changelist = self._url("changelist")
         alias = request.POST.get("database") or "default"
@@ -577,12 +577,11 @@ class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
             )
         return HttpResponseRedirect(self._url("changelist"))
 
+    @method_decorator(require_POST)
     def verify_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST: checksum + scratch restore + integrity check (needs safemigrate.change_backup)."""
         from safemigrate.restore import verify_backup
 
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         backup = self._get_backup(request, object_id)
         self._require(request, "change_backup")
         change_url = self._url("change", backup.pk)
@@ -628,12 +627,11 @@ class BackupAdmin(ReadOnlyLogMixin, PermissionPageMixin, BackupModelAdmin):
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
+    @method_decorator(require_POST)
     def pin_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST pinned=1|0: a pinned backup is never deleted by rotation."""
         from safemigrate.rotation import set_pinned
 
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         backup = self._get_backup(request, object_id)
         self._require(request, "change_backup")
         change_url = self._url("change", backup.pk)
